@@ -1,0 +1,40 @@
+# Everything runs from the virtual environment in .venv/, created on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test install lint format bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Set up, migrate the SQLite database under instance/, start the app on 127.0.0.1:5000.
+run: install
+	$(BIN)/mdfledger db upgrade
+	$(BIN)/mdfledger serve --host 127.0.0.1 --port 5000
+
+## Lint, then the whole suite (PostgreSQL tests run when MDFLEDGER_TEST_POSTGRES_URL is set).
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## Ledger benchmark on SQLite, and on PostgreSQL when MDFLEDGER_BENCH_POSTGRES_URL is set.
+bench: install
+	$(BIN)/mdfledger bench ledger
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,47 @@
+"""mdfledger: a double-entry funds ledger for market development funds and co-op programs."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, jsonify
+
+from mdfledger.config import Settings
+from mdfledger.errors import DomainError
+
+
+def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
+    """config -> extensions -> blueprints -> CLI -> errors. `config` overrides the environment."""
+    if isinstance(config, Settings):
+        settings = config
+    else:
+        settings = dataclasses.replace(Settings.from_env(), **dict(config or {}))
+    settings.validate()
+    settings.instance_path.mkdir(parents=True, exist_ok=True)
+
+    app = Flask(__name__, instance_path=str(settings.instance_path))
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MDFLEDGER=settings,
+        TESTING=settings.env == "test",
+    )
+
+    from mdfledger import db
+
+    db.init_app(app, settings.database_url, echo=settings.sql_echo)
+
+    from mdfledger.web import bp as web_bp
+
+    app.register_blueprint(web_bp)
+
+    from mdfledger.cli import register_commands
+
+    register_commands(app)
+
+    @app.errorhandler(DomainError)
+    def _domain_error(error: DomainError) -> tuple[Any, int]:
+        return jsonify(error=error.to_dict()), error.http_status
+
+    return app

@@ -1,0 +1,127 @@
+"""The `mdfledger` command: Flask's CLI group over create_app, plus the project's commands.
+
+Commands are thin: parse, call one service, commit, print.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup
+
+from mdfledger import ledger, migrate
+from mdfledger.actor import Actor
+from mdfledger.clock import utcnow
+from mdfledger.db import get_session
+
+
+def _database_url() -> str:
+    return current_app.config["MDFLEDGER"].database_url
+
+
+@click.group("db")
+def db_group() -> None:
+    """Database schema (Alembic migrations)."""
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Migrate the database to REVISION (default: the latest)."""
+    migrate.upgrade(_database_url(), revision)
+    click.echo(f"database at {revision}")
+
+
+@db_group.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Migrate the database back to REVISION ('base' empties it)."""
+    migrate.downgrade(_database_url(), revision)
+    click.echo(f"database at {revision}")
+
+
+@db_group.command("check")
+def db_check() -> None:
+    """Fail when the models and the migrated schema differ."""
+    diff = migrate.schema_diff(_database_url())
+    if diff:
+        for item in diff:
+            click.echo(f"differs: {item}", err=True)
+        sys.exit(1)
+    click.echo("models and migrations agree")
+
+
+@click.command("verify-ledger")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def verify_ledger_command(as_json: bool) -> None:
+    """Recompute every balance from the journal, check the hash chain; exit 1 on a discrepancy."""
+    report = ledger.verify_ledger(get_session())
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        click.echo(f"transfers: {report.transfers}  accounts: {report.accounts}")
+        click.echo(f"chain head: {report.head_id} {report.head_hash}")
+        for currency, b in sorted(report.totals.items()):
+            click.echo(
+                f"{currency}: debits posted {b.debits_posted} = credits posted {b.credits_posted};"
+                f" pending {b.debits_pending} = {b.credits_pending}"
+            )
+    if not report.ok:
+        for problem in report.problems:
+            click.echo(f"DISCREPANCY: {problem}", err=True)
+        sys.exit(1)
+    if not as_json:
+        click.echo("ledger verified: balances recomputed, chain intact")
+
+
+@click.group("ledger")
+def ledger_group() -> None:
+    """Ledger maintenance."""
+
+
+@ledger_group.command("expire-pending")
+@click.option("--now", type=click.DateTime(), help="Treat this UTC time as now (for replays).")
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 10000))
+def expire_pending(now: datetime | None, batch_size: int) -> None:
+    """Expire pending transfers whose deadline has passed."""
+    from datetime import UTC
+
+    when = now.replace(tzinfo=UTC) if now else utcnow()
+    session = get_session()
+    total = 0
+    while expired := ledger.expire_overdue(
+        session, Actor.system("expire-pending"), now=when, limit=batch_size
+    ):
+        session.commit()
+        total += len(expired)
+    click.echo(f"expired {total} pending transfer(s)")
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Start the web app (Flask's server; use gunicorn wsgi:app in production)."""
+    current_app.run(host=host, port=port, debug=False, use_reloader=False)
+
+
+def register_commands(app: Flask) -> None:
+    for command in (db_group, verify_ledger_command, ledger_group, serve):
+        app.cli.add_command(command)
+
+
+def _create_app() -> Flask:
+    from mdfledger import create_app
+
+    return create_app()
+
+
+cli = FlaskGroup(create_app=_create_app, help="mdfledger: the MDF and co-op funds ledger.")
+
+
+def main() -> None:
+    cli(prog_name="mdfledger")

@@ -1,0 +1,19 @@
+"""The one place that reads the wall clock, so tests and sweeps can inject time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def ensure_utc(value: datetime) -> datetime:
+    """Refuse naive datetimes: every time in mdfledger is timezone-aware UTC."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: times must be timezone-aware")
+    return value.astimezone(UTC)

@@ -1,0 +1,130 @@
+"""Pure ledger rules: how a transfer moves balances, limits, normal sides, and the hash chain.
+
+No database here: the service loads state, these functions decide, the service writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from typing import Literal
+
+from mdfledger.ledger.models import AccountKind, TransferType
+
+Side = Literal["debit", "credit"]
+GENESIS_HASH = "0" * 64
+
+# Sources are debited to fund the rest; every other kind accumulates credits.
+DEBIT_NORMAL_KINDS = frozenset({AccountKind.FUNDING, AccountKind.ACCRUAL_SOURCE})
+
+
+def normal_side(kind: str) -> Side:
+    return "debit" if kind in DEBIT_NORMAL_KINDS else "credit"
+
+
+@dataclass(frozen=True, slots=True)
+class Balances:
+    """The four maintained balances of an account, in minor units."""
+
+    debits_pending: int = 0
+    debits_posted: int = 0
+    credits_pending: int = 0
+    credits_posted: int = 0
+
+    def moved(self, side: Side, pending_delta: int, posted_delta: int) -> Balances:
+        if side == "debit":
+            return replace(
+                self,
+                debits_pending=self.debits_pending + pending_delta,
+                debits_posted=self.debits_posted + posted_delta,
+            )
+        return replace(
+            self,
+            credits_pending=self.credits_pending + pending_delta,
+            credits_posted=self.credits_posted + posted_delta,
+        )
+
+    def __add__(self, other: Balances) -> Balances:
+        return Balances(
+            self.debits_pending + other.debits_pending,
+            self.debits_posted + other.debits_posted,
+            self.credits_pending + other.credits_pending,
+            self.credits_posted + other.credits_posted,
+        )
+
+    def as_tuple(self) -> tuple[int, int, int, int]:
+        return (self.debits_pending, self.debits_posted, self.credits_pending, self.credits_posted)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    debits_must_not_exceed_credits: bool = False
+    credits_must_not_exceed_debits: bool = False
+
+
+def effect(transfer_type: str, amount: int, pending_amount: int = 0) -> tuple[int, int]:
+    """(pending_delta, posted_delta) that a transfer applies to each of its two accounts' sides.
+
+    A post releases the whole pending amount and posts `amount` (<= pending): the rest returns.
+    """
+    match transfer_type:
+        case TransferType.SINGLE:
+            return 0, amount
+        case TransferType.PENDING:
+            return amount, 0
+        case TransferType.POST:
+            return -pending_amount, amount
+        case TransferType.VOID | TransferType.EXPIRE:
+            return -pending_amount, 0
+    raise ValueError(f"unknown transfer type {transfer_type!r}")
+
+
+def limit_breach(limits: Limits, b: Balances) -> str | None:
+    """Why these balances break the account's limit, or None. Pending amounts count."""
+    if limits.debits_must_not_exceed_credits and (
+        b.debits_pending + b.debits_posted > b.credits_posted
+    ):
+        return "debits_would_exceed_credits"
+    if limits.credits_must_not_exceed_debits and (
+        b.credits_pending + b.credits_posted > b.debits_posted
+    ):
+        return "credits_would_exceed_debits"
+    return None
+
+
+def _iso(value: date | datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+# The fields a transfer's hash covers, in order. Changing this list changes every hash.
+HASHED_FIELDS = (
+    "id",
+    "key",
+    "type",
+    "debit_account_id",
+    "credit_account_id",
+    "currency",
+    "amount",
+    "code",
+    "pending_id",
+    "reverses_id",
+    "expires_at",
+    "effective_date",
+    "created_at",
+    "ref_type",
+    "ref_id",
+    "memo",
+    "actor",
+)
+
+
+def chain_hash(prev_hash: str, row: dict[str, object]) -> str:
+    """SHA-256 over the previous hash and the transfer's canonical JSON field list."""
+    values = [
+        _iso(v) if isinstance(v, date | datetime) else v
+        for v in (row[name] for name in HASHED_FIELDS)
+    ]
+    canonical = json.dumps(values, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"{prev_hash}\n{canonical}".encode()).hexdigest()

@@ -1,0 +1,625 @@
+"""Ledger writes: open and close accounts, and apply batches of transfers atomically.
+
+Every write goes through `execute`: it loads what the commands refer to, locks the touched
+accounts (sorted by id, so concurrent writers cannot deadlock) and then the chain head (one row,
+so transfers get gap-free ids and a single hash chain), decides each command with the pure rules,
+and writes everything with a handful of bulk statements. It flushes, never commits: the caller's
+request, command or job owns the transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from mdfledger.actor import Actor
+from mdfledger.clock import ensure_utc, utcnow
+from mdfledger.errors import Conflict, ValidationError
+from mdfledger.ledger import rules
+from mdfledger.ledger.commands import (
+    Command,
+    ExpirePending,
+    NewTransfer,
+    PostPending,
+    Reverse,
+    TransferRecord,
+    VoidPending,
+)
+from mdfledger.ledger.errors import (
+    AccountClosed,
+    AccountNotFound,
+    AlreadyReversed,
+    BatchRejected,
+    CurrencyMismatch,
+    IdempotencyConflict,
+    InvalidTransfer,
+    LedgerError,
+    LimitExceeded,
+    PendingNotOpen,
+    TransferFailure,
+    TransferNotFound,
+)
+from mdfledger.ledger.models import Account, AccountDay, AccountKind, ChainHead, Entry, Transfer
+from mdfledger.ledger.models import TransferType as T
+from mdfledger.money import format_amount, validate_currency
+
+_CODE_RE = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
+_KEY_MAX, _MEMO_MAX, _REF_TYPE_MAX, _REF_ID_MAX = 200, 2000, 40, 64
+_IN_CHUNK = 500  # ids per IN (...) list: well under every driver's parameter limit
+# Fields a replayed key must repeat exactly (defaults the caller left out are not compared).
+_REPLAY_FIELDS = (
+    "type", "debit_account_id", "credit_account_id", "amount", "code", "pending_id",
+    "reverses_id", "expires_at", "effective_date", "ref_type", "ref_id", "memo",
+)  # fmt: skip
+_ACCOUNT_FIXED = (
+    "kind", "currency", "code", "program_id", "partner_id",
+    "debits_must_not_exceed_credits", "credits_must_not_exceed_debits",
+)  # fmt: skip
+
+
+# --- accounts ---------------------------------------------------------------------------------
+
+
+def open_account(
+    session: Session,
+    actor: Actor,
+    *,
+    key: str,
+    name: str,
+    kind: str,
+    currency: str,
+    code: str | None = None,
+    program_id: int | None = None,
+    partner_id: int | None = None,
+    debits_must_not_exceed_credits: bool = False,
+    credits_must_not_exceed_debits: bool = False,
+    now: datetime | None = None,
+) -> Account:
+    """Open an account, or return the one already opened under `key` with the same fields."""
+    if not isinstance(key, str) or not 0 < len(key) <= _KEY_MAX:
+        raise ValidationError(f"account key must be 1 to {_KEY_MAX} characters", field="key")
+    if not isinstance(name, str) or not 0 < len(name.strip()) <= 200:
+        raise ValidationError("account name must be 1 to 200 characters", field="name")
+    if kind not in set(AccountKind):
+        raise ValidationError(
+            f"unknown account kind {kind!r}; one of {', '.join(AccountKind)}", field="kind"
+        )
+    validate_currency(currency)
+    code = kind if code is None else code
+    if not isinstance(code, str) or not _CODE_RE.match(code):
+        raise ValidationError(f"account code {code!r} must match {_CODE_RE.pattern}", field="code")
+    if debits_must_not_exceed_credits and credits_must_not_exceed_debits:
+        raise ValidationError("an account takes at most one of the two limits", field="flags")
+    wanted = {
+        "kind": str(kind),
+        "currency": currency,
+        "code": code,
+        "program_id": program_id,
+        "partner_id": partner_id,
+        "debits_must_not_exceed_credits": debits_must_not_exceed_credits,
+        "credits_must_not_exceed_debits": credits_must_not_exceed_debits,
+    }
+    existing = session.scalar(select(Account).where(Account.key == key))
+    if existing is not None:
+        for field in _ACCOUNT_FIXED:
+            if getattr(existing, field) != wanted[field]:
+                raise IdempotencyConflict(
+                    f"account {key!r} already exists with a different {field}",
+                    field=field,
+                    account_id=existing.id,
+                )
+        return existing
+    account = Account(
+        key=key,
+        name=name.strip(),
+        created_at=ensure_utc(now or utcnow()),
+        debits_pending=0,
+        debits_posted=0,
+        credits_pending=0,
+        credits_posted=0,
+        **wanted,
+    )
+    session.add(account)
+    session.flush()
+    return account
+
+
+def close_account(
+    session: Session, actor: Actor, account_id: int, *, now: datetime | None = None
+) -> Account:
+    """Close an account to new transfers. Refused while it holds open reservations."""
+    locked = _lock_accounts(session, {account_id})
+    if account_id not in locked:
+        raise AccountNotFound(f"account {account_id} does not exist", account_id=account_id)
+    account = session.get(Account, account_id, populate_existing=True)
+    assert account is not None
+    if account.closed_at is not None:
+        return account
+    if account.debits_pending or account.credits_pending:
+        raise Conflict(
+            f"account {account_id} has open reservations; post or void them first",
+            account_id=account_id,
+        )
+    account.closed_at = ensure_utc(now or utcnow())
+    session.flush()
+    return account
+
+
+# --- transfers --------------------------------------------------------------------------------
+
+
+def transfer(
+    session: Session, actor: Actor, command: Command, *, now: datetime | None = None
+) -> TransferRecord:
+    """Apply one command; raises the failing transfer's own error rather than a batch error."""
+    try:
+        return execute(session, actor, [command], now=now)[0]
+    except BatchRejected as exc:
+        raise exc.failures[0].error from None
+
+
+def expire_overdue(
+    session: Session, actor: Actor, *, now: datetime | None = None, limit: int = 1000
+) -> list[TransferRecord]:
+    """Expire up to `limit` pending transfers whose deadline has passed, oldest first."""
+    now = ensure_utc(now or utcnow())
+    resolution = Transfer.__table__.alias("resolution")
+    overdue = session.scalars(
+        select(Transfer.id)
+        .outerjoin(resolution, resolution.c.pending_id == Transfer.id)
+        .where(
+            Transfer.type == T.PENDING,
+            Transfer.expires_at <= now,
+            resolution.c.id.is_(None),
+        )
+        .order_by(Transfer.expires_at, Transfer.id)
+        .limit(limit)
+    ).all()
+    return execute(session, actor, [ExpirePending(pid) for pid in overdue], now=now)
+
+
+def execute(
+    session: Session, actor: Actor, commands: Sequence[Command], *, now: datetime | None = None
+) -> list[TransferRecord]:
+    """Apply commands in order, all or nothing. Returns one record per command, in order.
+
+    Raises BatchRejected naming every command that failed; then nothing was written.
+    """
+    if not commands:
+        return []
+    now = ensure_utc(now or utcnow())
+    session.flush()
+    batch = _Batch(session, actor, now, commands)
+    results: list[TransferRecord] = []
+    failures: list[TransferFailure] = []
+    for index, command in enumerate(commands):
+        try:
+            results.append(batch.apply(command))
+        except LedgerError as error:
+            failures.append(TransferFailure(index, getattr(command, "key", ""), error))
+    if failures:
+        raise BatchRejected(failures)
+    batch.write()
+    return results
+
+
+@dataclass
+class _AccountState:
+    id: int
+    name: str
+    currency: str
+    closed: bool
+    limits: rules.Limits
+    balances: rules.Balances
+
+
+class _Batch:
+    """The working state of one execute call: what was loaded, decided and is to be written."""
+
+    def __init__(
+        self, session: Session, actor: Actor, now: datetime, commands: Sequence[Command]
+    ) -> None:
+        self.session, self.actor, self.now = session, actor, now
+        # Transfers are immutable, so what commands refer to can be read before taking locks.
+        referred = {
+            c.pending_id if not isinstance(c, Reverse) else c.transfer_id
+            for c in commands
+            if not isinstance(c, NewTransfer)
+        }
+        self.referred = _load_transfers(session, referred)
+        account_ids = {t["debit_account_id"] for t in self.referred.values()}
+        account_ids |= {t["credit_account_id"] for t in self.referred.values()}
+        for c in commands:
+            if isinstance(c, NewTransfer):
+                account_ids |= {c.debit_account_id, c.credit_account_id}
+        self.accounts = {
+            row["id"]: _AccountState(
+                row["id"],
+                row["name"],
+                row["currency"],
+                row["closed_at"] is not None,
+                rules.Limits(
+                    row["debits_must_not_exceed_credits"], row["credits_must_not_exceed_debits"]
+                ),
+                rules.Balances(
+                    row["debits_pending"],
+                    row["debits_posted"],
+                    row["credits_pending"],
+                    row["credits_posted"],
+                ),
+            )
+            for row in _lock_accounts(
+                session, {a for a in account_ids if isinstance(a, int)}
+            ).values()
+        }
+        head = _lock_head(session)
+        self.next_id = head["last_transfer_id"] + 1
+        self.last_hash = head["last_hash"]
+        # Server clock, never behind the previous transfer: created_at follows id order.
+        last = head["last_created_at"]
+        self.created_at = now if last is None or now > last else last
+        keys = {c.key for c in commands}
+        self.prior = {
+            row["key"]: row for row in _select_in(session, Transfer.__table__.c.key, keys)
+        }
+        self.resolved = {  # pending id -> type of the transfer that resolved it
+            row["pending_id"]: row["type"]
+            for row in _select_in(session, Transfer.__table__.c.pending_id, referred)
+        }
+        self.reversed = {
+            row["reverses_id"]
+            for row in _select_in(session, Transfer.__table__.c.reverses_id, referred)
+        }
+        self.written: dict[str, dict[str, Any]] = {}
+        self.rows: list[dict[str, Any]] = []
+        self.entries: list[dict[str, Any]] = []
+        self.days: dict[tuple[int, date], rules.Balances] = {}
+
+    # deciding ----------------------------------------------------------------------------------
+
+    def apply(self, command: Command) -> TransferRecord:
+        row, given = self._resolve(command)
+        row["type"] = T(row["type"]).value
+        prior = self.written.get(row["key"]) or self.prior.get(row["key"])
+        if prior is not None:
+            for field in _REPLAY_FIELDS:
+                if field in given and prior[field] != row[field]:
+                    raise IdempotencyConflict(
+                        f"key {row['key']!r} was used for a transfer with a different {field}",
+                        field=field,
+                        transfer_id=prior["id"],
+                    )
+            return TransferRecord.from_mapping(prior, replayed=True)
+        self._check_state(row)
+        pending_amount = self.referred[row["pending_id"]]["amount"] if row["pending_id"] else 0
+        pending_delta, posted_delta = rules.effect(row["type"], row["amount"], pending_amount)
+        debit = self.accounts[row["debit_account_id"]]
+        credit = self.accounts[row["credit_account_id"]]
+        new_debit = debit.balances.moved("debit", pending_delta, posted_delta)
+        new_credit = credit.balances.moved("credit", pending_delta, posted_delta)
+        for account, after in ((debit, new_debit), (credit, new_credit)):
+            breach = rules.limit_breach(account.limits, after)
+            if breach:
+                raise self._limit_error(account, breach, row["amount"])
+        row.update(id=self.next_id, created_at=self.created_at, actor=self.actor.label)
+        row["hash"] = self.last_hash = rules.chain_hash(self.last_hash, row)
+        self.next_id += 1
+        debit.balances, credit.balances = new_debit, new_credit
+        for side, account in (("debit", debit), ("credit", credit)):
+            self.entries.append(
+                {
+                    "account_id": account.id,
+                    "transfer_id": row["id"],
+                    "side": side,
+                    "effective_date": row["effective_date"],
+                    "pending_delta": pending_delta,
+                    "posted_delta": posted_delta,
+                    **_balance_fields(account.balances),
+                }
+            )
+            day = (account.id, row["effective_date"])
+            self.days[day] = self.days.get(day, rules.Balances()).moved(
+                side, pending_delta, posted_delta
+            )
+        if row["pending_id"]:
+            self.resolved[row["pending_id"]] = row["type"]
+        if row["reverses_id"]:
+            self.reversed.add(row["reverses_id"])
+        self.written[row["key"]] = row
+        self.referred[row["id"]] = row
+        self.rows.append(row)
+        return TransferRecord.from_mapping(row)
+
+    def _resolve(self, c: Command) -> tuple[dict[str, Any], set[str]]:
+        """The row a command asks for, and which of its fields the caller chose."""
+        key = c.key
+        if not isinstance(key, str) or not 0 < len(key) <= _KEY_MAX:
+            raise InvalidTransfer(f"key must be 1 to {_KEY_MAX} characters", field="key")
+        memo = getattr(c, "memo", None)
+        if memo is not None and (not isinstance(memo, str) or len(memo) > _MEMO_MAX):
+            raise InvalidTransfer(f"memo must be text of at most {_MEMO_MAX} characters")
+        effective = getattr(c, "effective_date", None)
+        if effective is not None and (
+            not isinstance(effective, date) or isinstance(effective, datetime)
+        ):
+            raise InvalidTransfer("effective_date must be a date", field="effective_date")
+        given = {"type", "memo", "effective_date"} - (
+            {"effective_date"} if effective is None else set()
+        )
+        base: dict[str, Any] = {
+            "key": key,
+            "memo": memo,
+            "effective_date": effective or self.now.date(),
+            "pending_id": None,
+            "reverses_id": None,
+            "expires_at": None,
+        }
+        if isinstance(c, NewTransfer):
+            return self._resolve_new(c, base), given | {
+                "debit_account_id", "credit_account_id", "amount", "code", "expires_at",
+                "ref_type", "ref_id",
+            }  # fmt: skip
+        if isinstance(c, Reverse):
+            target = self._referred(c.transfer_id)
+            if target["type"] not in (T.SINGLE, T.POST) or target["reverses_id"] is not None:
+                raise InvalidTransfer(
+                    f"transfer {c.transfer_id} is a {target['type']}"
+                    f"{' reversal' if target['reverses_id'] else ''} transfer and cannot be"
+                    " reversed; void a pending transfer instead",
+                    transfer_id=c.transfer_id,
+                )
+            return {
+                **base,
+                "type": T.SINGLE,
+                "debit_account_id": target["credit_account_id"],
+                "credit_account_id": target["debit_account_id"],
+                "currency": target["currency"],
+                "amount": target["amount"],
+                "code": target["code"],
+                "reverses_id": target["id"],
+                "ref_type": target["ref_type"],
+                "ref_id": target["ref_id"],
+            }, given | {"reverses_id"}
+        # post, void, expire: resolve a pending transfer
+        pending = self._referred(c.pending_id)
+        if pending["type"] != T.PENDING:
+            raise InvalidTransfer(
+                f"transfer {c.pending_id} is not pending", transfer_id=c.pending_id
+            )
+        row = {
+            **base,
+            "debit_account_id": pending["debit_account_id"],
+            "credit_account_id": pending["credit_account_id"],
+            "currency": pending["currency"],
+            "amount": pending["amount"],
+            "code": pending["code"],
+            "pending_id": pending["id"],
+            "ref_type": pending["ref_type"],
+            "ref_id": pending["ref_id"],
+        }
+        given |= {"pending_id"}
+        if isinstance(c, PostPending):
+            row["type"] = T.POST
+            if c.amount is not None:
+                _check_amount(c.amount)
+                if c.amount > pending["amount"]:
+                    raise InvalidTransfer(
+                        f"cannot post {c.amount}: pending transfer {pending['id']} holds"
+                        f" {pending['amount']}",
+                        field="amount",
+                    )
+                row["amount"] = c.amount
+                given.add("amount")
+        elif isinstance(c, VoidPending):
+            row["type"] = T.VOID
+        else:
+            row["type"] = T.EXPIRE
+            if pending["expires_at"] is not None:  # it lapsed on its deadline, not on sweep day
+                row["effective_date"] = pending["expires_at"].date()
+        return row, given
+
+    def _resolve_new(self, c: NewTransfer, base: dict[str, Any]) -> dict[str, Any]:
+        _check_amount(c.amount)
+        if not isinstance(c.code, str) or not _CODE_RE.match(c.code):
+            raise InvalidTransfer(f"code {c.code!r} must match {_CODE_RE.pattern}", field="code")
+        if c.debit_account_id == c.credit_account_id:
+            raise InvalidTransfer("debit and credit account must differ", field="credit_account_id")
+        for field, limit in (("ref_type", _REF_TYPE_MAX), ("ref_id", _REF_ID_MAX)):
+            value = getattr(c, field)
+            if value is not None and (not isinstance(value, str) or len(value) > limit):
+                raise InvalidTransfer(f"{field} must be text of at most {limit} characters")
+        expires_at = None
+        if c.expires_at is not None:
+            if not c.pending:
+                raise InvalidTransfer("only a pending transfer can expire", field="expires_at")
+            if not isinstance(c.expires_at, datetime) or c.expires_at.tzinfo is None:
+                raise InvalidTransfer("expires_at must be a timezone-aware datetime")
+            expires_at = ensure_utc(c.expires_at)
+        currencies = []
+        for field in ("debit_account_id", "credit_account_id"):
+            account = self.accounts.get(getattr(c, field))
+            if account is None:
+                raise AccountNotFound(f"account {getattr(c, field)!r} does not exist", field=field)
+            currencies.append(account.currency)
+        if currencies[0] != currencies[1]:
+            raise CurrencyMismatch(
+                f"debit account is in {currencies[0]} but credit account is in {currencies[1]}",
+                debit_currency=currencies[0],
+                credit_currency=currencies[1],
+            )
+        return {
+            **base,
+            "type": T.PENDING if c.pending else T.SINGLE,
+            "debit_account_id": c.debit_account_id,
+            "credit_account_id": c.credit_account_id,
+            "currency": currencies[0],
+            "amount": c.amount,
+            "code": c.code,
+            "expires_at": expires_at,
+            "ref_type": c.ref_type,
+            "ref_id": c.ref_id,
+        }
+
+    def _referred(self, transfer_id: int) -> dict[str, Any]:
+        found = self.referred.get(transfer_id)
+        if found is None:
+            raise TransferNotFound(
+                f"transfer {transfer_id!r} does not exist", transfer_id=transfer_id
+            )
+        return found
+
+    def _check_state(self, row: dict[str, Any]) -> None:
+        """What depends on the ledger's state now (a replay skips these: it already happened)."""
+        for field in ("debit_account_id", "credit_account_id"):
+            if self.accounts[row[field]].closed:
+                raise AccountClosed(f"account {row[field]} is closed", account_id=row[field])
+        if row["expires_at"] is not None and row["expires_at"] <= self.now:
+            raise InvalidTransfer("expires_at must be in the future", field="expires_at")
+        if row["reverses_id"] is not None and row["reverses_id"] in self.reversed:
+            raise AlreadyReversed(
+                f"transfer {row['reverses_id']} is already reversed",
+                transfer_id=row["reverses_id"],
+            )
+        pending_id = row["pending_id"]
+        if pending_id is None:
+            return
+        if pending_id in self.resolved:
+            raise PendingNotOpen(
+                f"pending transfer {pending_id} was already resolved ({self.resolved[pending_id]})",
+                transfer_id=pending_id,
+                resolution=self.resolved[pending_id],
+            )
+        expires_at = self.referred[pending_id]["expires_at"]
+        expired = expires_at is not None and self.now >= expires_at
+        if expired != (row["type"] == T.EXPIRE):
+            raise PendingNotOpen(
+                f"pending transfer {pending_id} "
+                + (f"expired at {expires_at.isoformat()}" if expired else "has not expired yet"),
+                transfer_id=pending_id,
+                expires_at=expires_at.isoformat() if expires_at else None,
+            )
+
+    def _limit_error(self, account: _AccountState, breach: str, amount: int) -> LimitExceeded:
+        b = account.balances
+        if breach == "debits_would_exceed_credits":
+            room = b.credits_posted - b.debits_posted - b.debits_pending
+        else:
+            room = b.debits_posted - b.credits_posted - b.credits_pending
+        cur = account.currency
+        return LimitExceeded(
+            f"{account.name} (account {account.id}) has {format_amount(room, cur)} {cur}"
+            f" available; {format_amount(amount, cur)} {cur} would exceed it",
+            account_id=account.id,
+            limit=breach,
+            available=room,
+            amount=amount,
+        )
+
+    # writing -----------------------------------------------------------------------------------
+
+    def write(self) -> None:
+        if not self.rows:
+            return
+        session = self.session
+        session.execute(insert(Transfer), self.rows)
+        session.execute(insert(Entry), self.entries)
+        touched = {e["account_id"] for e in self.entries}
+        session.execute(
+            update(Account),
+            [{"id": a, **_balance_fields(self.accounts[a].balances)} for a in sorted(touched)],
+        )
+        self._add_days()
+        session.execute(
+            update(ChainHead)
+            .where(ChainHead.id == 1)
+            .values(
+                last_transfer_id=self.next_id - 1,
+                last_hash=self.last_hash,
+                last_created_at=self.created_at,
+            )
+        )
+        # Account objects already in the session must not show the balances from before.
+        for obj in list(session.identity_map.values()):
+            if isinstance(obj, Account) and obj.id in touched:
+                session.expire(obj)
+
+    def _add_days(self) -> None:
+        rows = [
+            {"account_id": a, "day": d, **_balance_fields(delta)}
+            for (a, d), delta in sorted(self.days.items())
+        ]
+        dialect = self.session.get_bind().dialect.name
+        stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(AccountDay.__table__)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["account_id", "day"],
+            set_={
+                name: getattr(AccountDay.__table__.c, name) + getattr(stmt.excluded, name)
+                for name in _BALANCE_NAMES
+            },
+        )
+        self.session.execute(stmt, rows)
+
+
+_BALANCE_NAMES = ("debits_pending", "debits_posted", "credits_pending", "credits_posted")
+
+
+def _balance_fields(b: rules.Balances) -> dict[str, int]:
+    return dict(zip(_BALANCE_NAMES, b.as_tuple(), strict=True))
+
+
+def _check_amount(amount: object) -> None:
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+        raise InvalidTransfer(
+            f"amount must be a positive integer of minor units, not {amount!r}", field="amount"
+        )
+    if amount >= 2**63:
+        raise InvalidTransfer("amount is too large", field="amount")
+
+
+# --- loading and locking ------------------------------------------------------------------------
+
+
+def _select_in(session: Session, column: Any, values: Iterable[Any]) -> list[Any]:
+    values = sorted(v for v in set(values) if v is not None)
+    table = column.table
+    found: list[Any] = []
+    for start in range(0, len(values), _IN_CHUNK):
+        chunk = values[start : start + _IN_CHUNK]
+        found.extend(session.execute(select(table).where(column.in_(chunk))).mappings())
+    return found
+
+
+def _load_transfers(session: Session, ids: Iterable[Any]) -> dict[int, Any]:
+    ids = {i for i in ids if isinstance(i, int) and not isinstance(i, bool)}
+    return {row["id"]: dict(row) for row in _select_in(session, Transfer.__table__.c.id, ids)}
+
+
+def _lock_accounts(session: Session, ids: set[int]) -> dict[int, Any]:
+    """Read accounts for update. On PostgreSQL rows are locked in id order; SQLite already
+    holds the database write lock (BEGIN IMMEDIATE)."""
+    table = Account.__table__
+    found: dict[int, Any] = {}
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), _IN_CHUNK):
+        stmt = select(table).where(table.c.id.in_(ordered[start : start + _IN_CHUNK]))
+        stmt = stmt.order_by(table.c.id)
+        if session.get_bind().dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        found.update((row["id"], row) for row in session.execute(stmt).mappings())
+    return found
+
+
+def _lock_head(session: Session) -> Any:
+    table = ChainHead.__table__
+    stmt = select(table).where(table.c.id == 1)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return session.execute(stmt).mappings().one()

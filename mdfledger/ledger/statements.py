@@ -1,0 +1,174 @@
+"""Account statements: opening balance, movements by effective date with running balances,
+closing balance. Lines stream in keyset-paginated chunks, so memory stays flat."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from mdfledger.errors import ValidationError
+from mdfledger.ledger import rules
+from mdfledger.ledger.balances import Balance, days_through, load_account, to_balance
+from mdfledger.ledger.models import Account, Entry, Transfer
+
+Cursor = tuple[date, int]  # (effective_date, transfer_id) of the last line seen
+
+
+@dataclass(frozen=True, slots=True)
+class StatementLine:
+    transfer_id: int
+    effective_date: date
+    created_at: datetime
+    type: str
+    code: str
+    side: rules.Side
+    counter_account_id: int
+    amount: int  # change in the posted balance, signed to the account's normal side
+    pending_change: int  # change in net reservations, same sign convention
+    balance: int  # posted balance after this line
+    available: int  # available balance after this line
+    ref_type: str | None
+    ref_id: str | None
+    memo: str | None
+    key: str
+    pending_id: int | None
+    reverses_id: int | None
+
+    @property
+    def cursor(self) -> Cursor:
+        return (self.effective_date, self.transfer_id)
+
+
+@dataclass(frozen=True)
+class Statement:
+    account: Account
+    start: date
+    end: date
+    opening: Balance
+    closing: Balance
+    lines: Iterator[StatementLine]  # consume once; streamed from the database
+
+
+def statement(
+    session: Session,
+    account_id: int,
+    start: date,
+    end: date,
+    *,
+    after: Cursor | None = None,
+    limit: int | None = None,
+    chunk: int = 1000,
+) -> Statement:
+    """Statement for effective dates start..end inclusive. `after` and `limit` page through it:
+    pass the last line's cursor to continue; running balances carry on correctly."""
+    if not isinstance(start, date) or not isinstance(end, date) or start > end:
+        raise ValidationError("statement needs start <= end, both dates")
+    if after is not None and not (start <= after[0] <= end):
+        raise ValidationError("cursor is outside the statement's dates")
+    account = load_account(session, account_id)
+    opening = to_balance(account, days_through(session, account_id, start - timedelta(days=1)))
+    closing = to_balance(account, days_through(session, account_id, end))
+    first = opening.balances if after is None else _through(session, account_id, after)
+    lines = _lines(session, account, start, end, first, after, limit, chunk)
+    return Statement(account, start, end, opening, closing, lines)
+
+
+def _through(session: Session, account_id: int, cursor: Cursor) -> rules.Balances:
+    """Balances after every entry up to and including the cursor, in statement order."""
+    day, transfer_id = cursor
+    b = days_through(session, account_id, day - timedelta(days=1))
+    same_day = session.execute(
+        select(Entry.side, Entry.pending_delta, Entry.posted_delta).where(
+            Entry.account_id == account_id,
+            Entry.effective_date == day,
+            Entry.transfer_id <= transfer_id,
+        )
+    )
+    for side, pending_delta, posted_delta in same_day:
+        b = b.moved(side, pending_delta, posted_delta)
+    return b
+
+
+def _lines(
+    session: Session,
+    account: Account,
+    start: date,
+    end: date,
+    running: rules.Balances,
+    after: Cursor | None,
+    limit: int | None,
+    chunk: int,
+) -> Iterator[StatementLine]:
+    running_balance = to_balance(account, running)
+    sign = 1 if running_balance.normal_side == "credit" else -1
+    emitted = 0
+    while limit is None or emitted < limit:
+        size = chunk if limit is None else min(chunk, limit - emitted)
+        stmt = (
+            select(
+                Entry.side,
+                Entry.effective_date,
+                Entry.pending_delta,
+                Entry.posted_delta,
+                Transfer.id,
+                Transfer.created_at,
+                Transfer.type,
+                Transfer.code,
+                Transfer.debit_account_id,
+                Transfer.credit_account_id,
+                Transfer.ref_type,
+                Transfer.ref_id,
+                Transfer.memo,
+                Transfer.key,
+                Transfer.pending_id,
+                Transfer.reverses_id,
+            )
+            .join(Transfer, Transfer.id == Entry.transfer_id)
+            .where(Entry.account_id == account.id, Entry.effective_date <= end)
+            .order_by(Entry.effective_date, Entry.transfer_id)
+            .limit(size)
+        )
+        if after is None:
+            stmt = stmt.where(Entry.effective_date >= start)
+        else:
+            stmt = stmt.where(
+                or_(
+                    Entry.effective_date > after[0],
+                    and_(Entry.effective_date == after[0], Entry.transfer_id > after[1]),
+                )
+            )
+        # Plain rows, not ORM objects: nothing piles up in the session while streaming.
+        rows = session.execute(stmt).all()
+        for t in rows:
+            running = running.moved(t.side, t.pending_delta, t.posted_delta)
+            line_sign = sign if t.side == "credit" else -sign
+            after_balance = to_balance(account, running)
+            yield StatementLine(
+                transfer_id=t.id,
+                effective_date=t.effective_date,
+                created_at=t.created_at,
+                type=t.type,
+                code=t.code,
+                side=t.side,
+                counter_account_id=(
+                    t.debit_account_id if t.side == "credit" else t.credit_account_id
+                ),
+                amount=line_sign * t.posted_delta,
+                pending_change=line_sign * t.pending_delta,
+                balance=after_balance.posted,
+                available=after_balance.available,
+                ref_type=t.ref_type,
+                ref_id=t.ref_id,
+                memo=t.memo,
+                key=t.key,
+                pending_id=t.pending_id,
+                reverses_id=t.reverses_id,
+            )
+            after = (t.effective_date, t.id)
+        emitted += len(rows)
+        if len(rows) < size:
+            return
