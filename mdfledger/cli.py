@@ -11,7 +11,8 @@ from datetime import datetime
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup
+from flask.cli import AppGroup, FlaskGroup, with_appcontext
+from werkzeug.serving import run_simple
 
 from mdfledger import ledger, migrate
 from mdfledger.actor import Actor
@@ -23,7 +24,7 @@ def _database_url() -> str:
     return current_app.config["MDFLEDGER"].database_url
 
 
-@click.group("db")
+@click.group("db", cls=AppGroup)
 def db_group() -> None:
     """Database schema (Alembic migrations)."""
 
@@ -56,6 +57,7 @@ def db_check() -> None:
 
 
 @click.command("verify-ledger")
+@with_appcontext
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify_ledger_command(as_json: bool) -> None:
     """Recompute every balance from the journal, check the hash chain; exit 1 on a discrepancy."""
@@ -78,7 +80,7 @@ def verify_ledger_command(as_json: bool) -> None:
         click.echo("ledger verified: balances recomputed, chain intact")
 
 
-@click.group("ledger")
+@click.group("ledger", cls=AppGroup)
 def ledger_group() -> None:
     """Ledger maintenance."""
 
@@ -102,11 +104,12 @@ def expire_pending(now: datetime | None, batch_size: int) -> None:
 
 
 @click.command("serve")
+@with_appcontext
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 def serve(host: str, port: int) -> None:
     """Start the web app (Flask's server; use gunicorn wsgi:app in production)."""
-    current_app.run(host=host, port=port, debug=False, use_reloader=False)
+    run_simple(host, port, current_app._get_current_object(), threaded=True)
 
 
 def register_commands(app: Flask) -> None:

@@ -29,7 +29,17 @@ from mdfledger.ledger.errors import (
     TransferNotFound,
 )
 from mdfledger.ledger.models import AccountKind, TransferType
-from mdfledger.ledger.service import close_account, execute, expire_overdue, open_account, transfer
+from mdfledger.ledger.service import (
+    close_account,
+    execute,
+    expire_overdue,
+    open_account,
+    post,
+    reserve,
+    reverse,
+    transfer,
+    void,
+)
 from mdfledger.ledger.statements import Statement, StatementLine, statement
 from mdfledger.ledger.verify import VerifyReport, verify_ledger
 
@@ -64,7 +74,11 @@ __all__ = [
     "execute",
     "expire_overdue",
     "open_account",
+    "post",
+    "reserve",
+    "reverse",
     "statement",
     "transfer",
     "verify_ledger",
+    "void",
 ]

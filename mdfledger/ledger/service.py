@@ -166,6 +166,75 @@ def transfer(
         raise exc.failures[0].error from None
 
 
+def reserve(
+    session: Session,
+    actor: Actor,
+    *,
+    key: str,
+    debit_account_id: int,
+    credit_account_id: int,
+    amount: int,
+    code: str,
+    expires_at: datetime | None = None,
+    effective_date: date | None = None,
+    ref_type: str | None = None,
+    ref_id: str | None = None,
+    memo: str | None = None,
+    now: datetime | None = None,
+) -> TransferRecord:
+    """Hold `amount` with a pending transfer until it is posted, voided or expires."""
+    command = NewTransfer(
+        key, debit_account_id, credit_account_id, amount, code, effective_date, True,
+        expires_at, ref_type, ref_id, memo,
+    )  # fmt: skip
+    return transfer(session, actor, command, now=now)
+
+
+def post(
+    session: Session,
+    actor: Actor,
+    pending_id: int,
+    *,
+    key: str,
+    amount: int | None = None,
+    effective_date: date | None = None,
+    memo: str | None = None,
+    now: datetime | None = None,
+) -> TransferRecord:
+    """Post a reservation in full, or in part (the rest is released)."""
+    return transfer(
+        session, actor, PostPending(key, pending_id, amount, effective_date, memo), now=now
+    )
+
+
+def void(
+    session: Session,
+    actor: Actor,
+    pending_id: int,
+    *,
+    key: str,
+    effective_date: date | None = None,
+    memo: str | None = None,
+    now: datetime | None = None,
+) -> TransferRecord:
+    """Release a reservation in full."""
+    return transfer(session, actor, VoidPending(key, pending_id, effective_date, memo), now=now)
+
+
+def reverse(
+    session: Session,
+    actor: Actor,
+    transfer_id: int,
+    *,
+    key: str,
+    effective_date: date | None = None,
+    memo: str | None = None,
+    now: datetime | None = None,
+) -> TransferRecord:
+    """Undo a posted transfer with an opposite one that names it."""
+    return transfer(session, actor, Reverse(key, transfer_id, effective_date, memo), now=now)
+
+
 def expire_overdue(
     session: Session, actor: Actor, *, now: datetime | None = None, limit: int = 1000
 ) -> list[TransferRecord]:
@@ -549,7 +618,7 @@ class _Batch:
         # Account objects already in the session must not show the balances from before.
         for obj in list(session.identity_map.values()):
             if isinstance(obj, Account) and obj.id in touched:
-                session.expire(obj)
+                session.expire(obj, list(_BALANCE_NAMES))
 
     def _add_days(self) -> None:
         rows = [
