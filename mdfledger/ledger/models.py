@@ -114,6 +114,21 @@ class Transfer(Base):
         CheckConstraint("expires_at IS NULL OR type = 'pending'", name="expiry_only_pending"),
         CheckConstraint("reverses_id IS NULL OR type = 'single'", name="reversal_is_single"),
         CheckConstraint("length(hash) = 64", name="hash"),
+        # Partial: most transfers resolve and reverse nothing, and indexing NULLs costs writes.
+        Index(
+            "uq_ledger_transfers_pending_id",
+            "pending_id",
+            unique=True,
+            sqlite_where=text("pending_id IS NOT NULL"),
+            postgresql_where=text("pending_id IS NOT NULL"),
+        ),
+        Index(
+            "uq_ledger_transfers_reverses_id",
+            "reverses_id",
+            unique=True,
+            sqlite_where=text("reverses_id IS NOT NULL"),
+            postgresql_where=text("reverses_id IS NOT NULL"),
+        ),
         Index("ix_ledger_transfers_ref", "ref_type", "ref_id"),
         Index("ix_ledger_transfers_created_at", "created_at", "id"),
         Index(
@@ -132,9 +147,9 @@ class Transfer(Base):
     currency: Mapped[str] = mapped_column(String(3))
     amount: Mapped[int] = mapped_column(BigInt)
     code: Mapped[str] = mapped_column(String(64))
-    # At most one resolution per pending transfer and one reversal per transfer: unique columns.
-    pending_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transfers.id"), unique=True)
-    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transfers.id"), unique=True)
+    # At most one resolution per pending transfer and one reversal per transfer: unique indexes.
+    pending_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transfers.id"))
+    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transfers.id"))
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     effective_date: Mapped[date] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -165,7 +180,7 @@ class Entry(Base):
     __table_args__ = (
         CheckConstraint("side IN ('debit', 'credit')", name="side"),
         Index("ix_ledger_entries_statement", "account_id", "effective_date", "transfer_id"),
-        Index("ix_ledger_entries_transfer", "transfer_id"),
+        {"sqlite_with_rowid": False},  # the primary key is the table: one b-tree less per row
     )
 
     account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"), primary_key=True)
@@ -184,6 +199,7 @@ class AccountDay(Base):
     """Per account and effective date, the change in each balance: as-of-date reads sum these."""
 
     __tablename__ = "ledger_account_days"
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
     account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from mdfledger.ledger.models import AccountKind, TransferType
 
@@ -34,16 +35,19 @@ class Balances:
     credits_posted: int = 0
 
     def moved(self, side: Side, pending_delta: int, posted_delta: int) -> Balances:
+        # Built directly, not with dataclasses.replace: this runs twice per transfer.
         if side == "debit":
-            return replace(
-                self,
-                debits_pending=self.debits_pending + pending_delta,
-                debits_posted=self.debits_posted + posted_delta,
+            return Balances(
+                self.debits_pending + pending_delta,
+                self.debits_posted + posted_delta,
+                self.credits_pending,
+                self.credits_posted,
             )
-        return replace(
-            self,
-            credits_pending=self.credits_pending + pending_delta,
-            credits_posted=self.credits_posted + posted_delta,
+        return Balances(
+            self.debits_pending,
+            self.debits_posted,
+            self.credits_pending + pending_delta,
+            self.credits_posted + posted_delta,
         )
 
     def __add__(self, other: Balances) -> Balances:
@@ -94,8 +98,10 @@ def limit_breach(limits: Limits, b: Balances) -> str | None:
     return None
 
 
-def _iso(value: date | datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
+def _iso(value: object) -> str:
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot hash {type(value).__name__}")
 
 
 # The fields a transfer's hash covers, in order. Changing this list changes every hash.
@@ -120,11 +126,11 @@ HASHED_FIELDS = (
 )
 
 
-def chain_hash(prev_hash: str, row: dict[str, object]) -> str:
+# Compact, non-ASCII kept as is, dates and times as ISO 8601. Built once: it runs per transfer.
+_CANONICAL = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_iso)
+
+
+def chain_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
     """SHA-256 over the previous hash and the transfer's canonical JSON field list."""
-    values = [
-        _iso(v) if isinstance(v, date | datetime) else v
-        for v in (row[name] for name in HASHED_FIELDS)
-    ]
-    canonical = json.dumps(values, separators=(",", ":"), ensure_ascii=False)
+    canonical = _CANONICAL.encode([row[name] for name in HASHED_FIELDS])
     return hashlib.sha256(f"{prev_hash}\n{canonical}".encode()).hexdigest()

@@ -121,6 +121,7 @@ def upgrade() -> None:
             name=op.f("fk_ledger_account_days_account_id_ledger_accounts"),
         ),
         sa.PrimaryKeyConstraint("account_id", "day", name=op.f("pk_ledger_account_days")),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "ledger_transfers",
@@ -200,8 +201,6 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_transfers")),
         sa.UniqueConstraint("key", name=op.f("uq_ledger_transfers_key")),
-        sa.UniqueConstraint("pending_id", name=op.f("uq_ledger_transfers_pending_id")),
-        sa.UniqueConstraint("reverses_id", name=op.f("uq_ledger_transfers_reverses_id")),
     )
     with op.batch_alter_table("ledger_transfers", schema=None) as batch_op:
         batch_op.create_index("ix_ledger_transfers_created_at", ["created_at", "id"], unique=False)
@@ -213,6 +212,20 @@ def upgrade() -> None:
             postgresql_where=sa.text("type = 'pending'"),
         )
         batch_op.create_index("ix_ledger_transfers_ref", ["ref_type", "ref_id"], unique=False)
+        batch_op.create_index(
+            "uq_ledger_transfers_pending_id",
+            ["pending_id"],
+            unique=True,
+            sqlite_where=sa.text("pending_id IS NOT NULL"),
+            postgresql_where=sa.text("pending_id IS NOT NULL"),
+        )
+        batch_op.create_index(
+            "uq_ledger_transfers_reverses_id",
+            ["reverses_id"],
+            unique=True,
+            sqlite_where=sa.text("reverses_id IS NOT NULL"),
+            postgresql_where=sa.text("reverses_id IS NOT NULL"),
+        )
 
     op.create_table(
         "ledger_entries",
@@ -254,6 +267,7 @@ def upgrade() -> None:
             name=op.f("fk_ledger_entries_transfer_id_ledger_transfers"),
         ),
         sa.PrimaryKeyConstraint("account_id", "transfer_id", name=op.f("pk_ledger_entries")),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
         batch_op.create_index(
@@ -261,7 +275,6 @@ def upgrade() -> None:
             ["account_id", "effective_date", "transfer_id"],
             unique=False,
         )
-        batch_op.create_index("ix_ledger_entries_transfer", ["transfer_id"], unique=False)
     _seed_chain()
     _create_immutability_triggers()
 
@@ -269,12 +282,13 @@ def upgrade() -> None:
 def downgrade() -> None:
     _drop_immutability_triggers()
     with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
-        batch_op.drop_index("ix_ledger_entries_transfer")
         batch_op.drop_index("ix_ledger_entries_statement")
 
     op.drop_table("ledger_entries")
     with op.batch_alter_table("ledger_transfers", schema=None) as batch_op:
         batch_op.drop_index("ix_ledger_transfers_ref")
+        batch_op.drop_index("uq_ledger_transfers_pending_id")
+        batch_op.drop_index("uq_ledger_transfers_reverses_id")
         batch_op.drop_index(
             "ix_ledger_transfers_open_pending",
             sqlite_where=sa.text("type = 'pending'"),
@@ -318,35 +332,31 @@ def _create_immutability_triggers() -> None:
         op.execute("""
             CREATE FUNCTION ledger_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
-                RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP
+                RAISE EXCEPTION '%: % refused (%)', TG_TABLE_NAME, TG_OP, TG_ARGV[0]
                     USING ERRCODE = 'raise_exception';
             END $$""")
         for table in APPEND_ONLY:
             op.execute(
                 f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-                "FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change()"
+                "FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change('append-only')"
             )
             op.execute(
                 f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
-                "FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change()"
+                "FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change('append-only')"
             )
+        # The WHEN clause is checked in C; the function runs only when something is refused.
         changed = " OR ".join(f"NEW.{c} IS DISTINCT FROM OLD.{c}" for c in ACCOUNT_FIXED)
-        op.execute(f"""
-            CREATE FUNCTION ledger_accounts_guard() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-                IF TG_OP = 'DELETE' OR ({changed}) THEN
-                    RAISE EXCEPTION 'ledger_accounts: % of fixed fields refused', TG_OP
-                        USING ERRCODE = 'raise_exception';
-                END IF;
-                RETURN NEW;
-            END $$""")
         op.execute(
-            "CREATE TRIGGER ledger_accounts_guard BEFORE UPDATE OR DELETE ON ledger_accounts "
-            "FOR EACH ROW EXECUTE FUNCTION ledger_accounts_guard()"
+            "CREATE TRIGGER ledger_accounts_fixed BEFORE UPDATE ON ledger_accounts FOR EACH ROW "
+            f"WHEN ({changed}) EXECUTE FUNCTION ledger_refuse_change('fixed fields')"
+        )
+        op.execute(
+            "CREATE TRIGGER ledger_accounts_no_delete BEFORE DELETE ON ledger_accounts "
+            "FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change('accounts are never deleted')"
         )
         op.execute(
             "CREATE TRIGGER ledger_accounts_no_truncate BEFORE TRUNCATE ON ledger_accounts "
-            "FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change()"
+            "FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change('accounts are never deleted')"
         )
         return
     for table in APPEND_ONLY:
@@ -372,9 +382,9 @@ def _drop_immutability_triggers() -> None:
         for table in APPEND_ONLY:
             op.execute(f"DROP TRIGGER {table}_append_only ON {table}")
             op.execute(f"DROP TRIGGER {table}_no_truncate ON {table}")
-        op.execute("DROP TRIGGER ledger_accounts_guard ON ledger_accounts")
+        op.execute("DROP TRIGGER ledger_accounts_fixed ON ledger_accounts")
+        op.execute("DROP TRIGGER ledger_accounts_no_delete ON ledger_accounts")
         op.execute("DROP TRIGGER ledger_accounts_no_truncate ON ledger_accounts")
-        op.execute("DROP FUNCTION ledger_accounts_guard()")
         op.execute("DROP FUNCTION ledger_refuse_change()")
         return
     for table in APPEND_ONLY:
