@@ -13,7 +13,7 @@ from babel.numbers import get_currency_precision, is_currency
 
 from mdfledger.errors import ValidationError
 
-_AMOUNT_RE = re.compile(r"^-?\d+(\.\d+)?$")
+_AMOUNT_RE = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")  # ASCII digits only: "١٢" is not 12
 
 
 def validate_currency(code: str) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mdfledger import create_app, ledger
+from mdfledger import create_app, jobs, ledger
 from mdfledger.config import DEFAULT_SECRET_KEY, ConfigError, Settings
 from mdfledger.errors import NotFound
 
@@ -104,9 +104,7 @@ def test_cli_migrates_a_new_database_and_checks_the_schema(tmp_path: Path) -> No
     assert "ledger verified" in result.output
 
 
-def test_cli_expires_overdue_reservations(
-    database_url: str, tmp_path: Path, session_factory, actor
-) -> None:
+def _reservation(session_factory, actor, expires_at: datetime) -> tuple[int, int]:
     with session_factory() as session:
         budget = ledger.open_account(
             session, actor, key="b", name="Budget", kind="budget", currency="USD"
@@ -122,25 +120,40 @@ def test_cli_expires_overdue_reservations(
             credit_account_id=fund.id,
             amount=500,
             code="reservation",
-            expires_at=datetime(2030, 1, 1, tzinfo=UTC),
+            expires_at=expires_at,
         )
         session.commit()
+        return fund.id, held.id
+
+
+def test_expiry_job_sweeps_only_overdue_reservations_once(session_factory, actor) -> None:
+    fund_id, held_id = _reservation(session_factory, actor, datetime(2030, 1, 1, tzinfo=UTC))
+    before = datetime(2029, 12, 31, 23, tzinfo=UTC)
+    after = datetime(2030, 1, 1, 0, 0, 1, tzinfo=UTC)
+    assert jobs.expire_pending_transfers(session_factory, now=before) == 0
+    assert jobs.expire_pending_transfers(session_factory, now=after) == 1
+    assert jobs.expire_pending_transfers(session_factory, now=after) == 0
+    with session_factory() as session:
+        assert ledger.balance(session, fund_id).credits_pending == 0
+        with pytest.raises(ledger.PendingNotOpen):
+            ledger.post(session, actor, held_id, key="too-late", now=before)
+
+
+def test_cli_expires_reservations_past_their_deadline(
+    database_url: str, tmp_path: Path, session_factory, actor
+) -> None:
+    fund_id, _ = _reservation(
+        session_factory, actor, datetime.now(UTC) + timedelta(milliseconds=300)
+    )
     runner = _app(database_url, tmp_path).test_cli_runner()
-    early = runner.invoke(args=["ledger", "expire-pending", "--now", "2029-12-31T23:00:00"])
+    early = runner.invoke(args=["ledger", "expire-pending"])
+    assert early.exit_code == 0, early.output
     assert "expired 0 pending" in early.output
-    late = runner.invoke(args=["ledger", "expire-pending", "--now", "2030-01-01T00:00:01"])
-    assert late.exit_code == 0, late.output
+    time.sleep(0.4)
+    late = runner.invoke(args=["ledger", "expire-pending"])
     assert "expired 1 pending" in late.output
     with session_factory() as session:
-        assert ledger.balance(session, fund.id).credits_pending == 0
-        with pytest.raises(ledger.PendingNotOpen):
-            ledger.post(
-                session,
-                actor,
-                held.id,
-                key="too-late",
-                now=datetime(2029, 1, 1, tzinfo=UTC) + timedelta(days=1),
-            )
+        assert ledger.balance(session, fund_id).credits_pending == 0
 
 
 def _free_port() -> int:

@@ -62,6 +62,13 @@ class Balances:
         return (self.debits_pending, self.debits_posted, self.credits_pending, self.credits_posted)
 
 
+MAX_AMOUNT = 2**63 - 1  # BIGINT: the largest amount or balance the database stores
+
+
+def overflows(b: Balances) -> bool:
+    return max(b.as_tuple()) > MAX_AMOUNT
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     debits_must_not_exceed_credits: bool = False

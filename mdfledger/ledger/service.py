@@ -326,9 +326,7 @@ class _Batch:
                     row["credits_posted"],
                 ),
             )
-            for row in _lock_accounts(
-                session, {a for a in account_ids if isinstance(a, int)}
-            ).values()
+            for row in _lock_accounts(session, {a for a in account_ids if _is_id(a)}).values()
         }
         head = _lock_head(session)
         self.next_id = head["last_transfer_id"] + 1
@@ -375,6 +373,11 @@ class _Batch:
         new_debit = debit.balances.moved("debit", pending_delta, posted_delta)
         new_credit = credit.balances.moved("credit", pending_delta, posted_delta)
         for account, after in ((debit, new_debit), (credit, new_credit)):
+            if rules.overflows(after):
+                raise InvalidTransfer(
+                    f"account {account.id}'s balances would exceed the largest storable amount",
+                    account_id=account.id,
+                )
             breach = rules.limit_breach(account.limits, after)
             if breach:
                 raise self._limit_error(account, breach, row["amount"])
@@ -480,8 +483,9 @@ class _Batch:
             row["type"] = T.VOID.value
         else:
             row["type"] = T.EXPIRE.value
-            if pending["expires_at"] is not None:  # it lapsed on its deadline, not on sweep day
-                row["effective_date"] = pending["expires_at"].date()
+            if pending["expires_at"] is not None:
+                # It lapsed on its deadline, not on sweep day; never before it took effect.
+                row["effective_date"] = max(pending["effective_date"], pending["expires_at"].date())
         return row, given
 
     def _resolve_new(self, c: NewTransfer, base: dict[str, Any]) -> dict[str, Any]:
@@ -503,7 +507,7 @@ class _Batch:
             expires_at = ensure_utc(c.expires_at)
         currencies = []
         for field in ("debit_account_id", "credit_account_id"):
-            account = self.accounts.get(getattr(c, field))
+            account = self.accounts.get(getattr(c, field)) if _is_id(getattr(c, field)) else None
             if account is None:
                 raise AccountNotFound(f"account {getattr(c, field)!r} does not exist", field=field)
             currencies.append(account.currency)
@@ -527,7 +531,7 @@ class _Batch:
         }
 
     def _referred(self, transfer_id: int) -> dict[str, Any]:
-        found = self.referred.get(transfer_id)
+        found = self.referred.get(transfer_id) if _is_id(transfer_id) else None
         if found is None:
             raise TransferNotFound(
                 f"transfer {transfer_id!r} does not exist", transfer_id=transfer_id
@@ -605,9 +609,15 @@ class _Batch:
         )
         # Account objects already in the session must not show the balances from before.
         touched_set = set(touched)
+        resolved = {r["pending_id"] for r in self.rows if r["pending_id"]}
+        reversed_ = {r["reverses_id"] for r in self.rows if r["reverses_id"]}
         for obj in list(self.session.identity_map.values()):
             if isinstance(obj, Account) and obj.id in touched_set:
                 self.session.expire(obj, list(_BALANCE_NAMES))
+            elif isinstance(obj, Transfer) and obj.id in resolved:
+                self.session.expire(obj, ["resolution"])
+            elif isinstance(obj, Transfer) and obj.id in reversed_:
+                self.session.expire(obj, ["reversed_by"])
 
 
 class _BulkWriter:
@@ -715,12 +725,17 @@ _GIVEN_NEW = frozenset(
 )
 
 
+def _is_id(value: object) -> bool:
+    """Ids are ints; True would otherwise pass as 1, in dict lookups too."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _check_amount(amount: object) -> None:
     if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
         raise InvalidTransfer(
             f"amount must be a positive integer of minor units, not {amount!r}", field="amount"
         )
-    if amount >= 2**63:
+    if amount > rules.MAX_AMOUNT:
         raise InvalidTransfer("amount is too large", field="amount")
 
 
@@ -744,7 +759,7 @@ def _select_in(session: Session, column: Any, values: Iterable[Any]) -> list[Any
 
 
 def _load_transfers(session: Session, ids: Iterable[Any]) -> dict[int, Any]:
-    ids = {i for i in ids if isinstance(i, int) and not isinstance(i, bool)}
+    ids = {i for i in ids if _is_id(i)}
     return {row["id"]: dict(row) for row in _select_in(session, Transfer.__table__.c.id, ids)}
 
 

@@ -307,12 +307,14 @@ def downgrade() -> None:
 
 GENESIS_HASH = "0" * 64
 APPEND_ONLY = ("ledger_transfers", "ledger_entries")
-# Accounts may change only their maintained balances and closed_at.
+# Accounts may change only their maintained balances, closed_at and their display name.
 ACCOUNT_FIXED = (
     "id",
     "key",
     "kind",
+    "code",
     "currency",
+    "created_at",
     "program_id",
     "partner_id",
     "debits_must_not_exceed_credits",
