@@ -7,17 +7,14 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup, with_appcontext
 from werkzeug.serving import run_simple
 
-from mdfledger import ledger, migrate
-from mdfledger.actor import Actor
-from mdfledger.clock import utcnow
-from mdfledger.db import get_session
+from mdfledger import jobs, ledger, migrate
+from mdfledger.db import get_read_session, session_factory
 
 
 def _database_url() -> str:
@@ -61,7 +58,7 @@ def db_check() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify_ledger_command(as_json: bool) -> None:
     """Recompute every balance from the journal, check the hash chain; exit 1 on a discrepancy."""
-    report = ledger.verify_ledger(get_session())
+    report = ledger.verify_ledger(get_read_session())
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:
@@ -86,21 +83,63 @@ def ledger_group() -> None:
 
 
 @ledger_group.command("expire-pending")
-@click.option("--now", type=click.DateTime(), help="Treat this UTC time as now (for replays).")
 @click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 10000))
-def expire_pending(now: datetime | None, batch_size: int) -> None:
-    """Expire pending transfers whose deadline has passed."""
-    from datetime import UTC
-
-    when = now.replace(tzinfo=UTC) if now else utcnow()
-    session = get_session()
-    total = 0
-    while expired := ledger.expire_overdue(
-        session, Actor.system("expire-pending"), now=when, limit=batch_size
-    ):
-        session.commit()
-        total += len(expired)
+def expire_pending(batch_size: int) -> None:
+    """Expire pending transfers whose deadline has passed (run it from a scheduler)."""
+    # No --now: the sweep's time becomes the transfers' created_at, which must be the clock's.
+    total = jobs.expire_pending_transfers(session_factory(), batch_size=batch_size)
     click.echo(f"expired {total} pending transfer(s)")
+
+
+@click.group("bench")
+def bench_group() -> None:
+    """Benchmarks (figures in docs/benchmarks.md)."""
+
+
+@bench_group.command("ledger")
+@click.option("--sqlite/--no-sqlite", default=True, show_default=True, help="Bench a temp file.")
+@click.option(
+    "--postgres-url",
+    envvar="MDFLEDGER_BENCH_POSTGRES_URL",
+    help="Admin URL of a PostgreSQL server; the bench creates and drops a database"
+    " mdfledger_bench there. Default: $MDFLEDGER_BENCH_POSTGRES_URL.",
+)
+@click.option(
+    "--transfers",
+    default=1_000_000,
+    show_default=True,
+    type=click.IntRange(3000),
+    help="Ledger size for the read and export benchmarks.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_ledger(sqlite: bool, postgres_url: str | None, transfers: int, as_json: bool) -> None:
+    """Write throughput, balance and as-of read latency, statement export: SQLite, PostgreSQL."""
+    import time
+    from contextlib import AbstractContextManager
+
+    from mdfledger.ledger import bench
+
+    databases: list[AbstractContextManager[str]] = []
+    if sqlite:
+        databases.append(bench.sqlite_database())
+    if postgres_url:
+        databases.append(bench.postgres_database(postgres_url))
+    if not databases:
+        raise click.UsageError("nothing to bench: give --postgres-url or leave --sqlite on")
+    started = time.perf_counter()
+    results = []
+    for database in databases:
+        with database as url:
+            result = bench.run(url, transfers=transfers, progress=lambda m: click.echo(m, err=True))
+        results.append(result)
+        if not as_json:
+            click.echo(bench.format_result(result))
+    elapsed = time.perf_counter() - started
+    if as_json:
+        figures = {"results": [r.as_dict() for r in results], "elapsed_s": elapsed}
+        click.echo(json.dumps(figures, indent=2, default=str))
+    else:
+        click.echo(f"total elapsed {elapsed:.1f} s")
 
 
 @click.command("serve")
@@ -113,7 +152,7 @@ def serve(host: str, port: int) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    for command in (db_group, verify_ledger_command, ledger_group, serve):
+    for command in (db_group, verify_ledger_command, ledger_group, bench_group, serve):
         app.cli.add_command(command)
 
 

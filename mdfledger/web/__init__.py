@@ -5,14 +5,14 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, render_template
 from sqlalchemy import func, select, text
 
-from mdfledger.db import get_session
+from mdfledger.db import get_read_session
 from mdfledger.ledger.models import Account, ChainHead
 
 bp = Blueprint("web", __name__, template_folder="templates")
 
 
 def _ledger_summary() -> dict[str, object]:
-    session = get_session()
+    session = get_read_session()
     head = session.execute(select(ChainHead.last_transfer_id, ChainHead.last_hash)).one()
     accounts = session.scalar(select(func.count()).select_from(Account))
     return {"transfers": head.last_transfer_id, "head_hash": head.last_hash, "accounts": accounts}
@@ -25,5 +25,5 @@ def index() -> str:
 
 @bp.get("/healthz")
 def healthz() -> tuple[object, int]:
-    get_session().execute(text("SELECT 1"))
+    get_read_session().execute(text("SELECT 1"))
     return jsonify(status="ok", ledger=_ledger_summary()), 200
