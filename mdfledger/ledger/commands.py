@@ -59,6 +59,9 @@ class Reverse:
     memo: str | None = None
 
 
+EXPIRY_KEY_PREFIX = "expire:"  # reserved: callers' keys may not start with it
+
+
 @dataclass(frozen=True, slots=True)
 class ExpirePending:
     """Expire a pending transfer whose deadline has passed (the sweep issues these)."""
@@ -67,7 +70,7 @@ class ExpirePending:
 
     @property
     def key(self) -> str:
-        return f"expire:{self.pending_id}"
+        return f"{EXPIRY_KEY_PREFIX}{self.pending_id}"
 
 
 Command = NewTransfer | PostPending | VoidPending | Reverse | ExpirePending

@@ -25,6 +25,7 @@ from mdfledger.db import UTCDateTime
 from mdfledger.errors import Conflict, ValidationError
 from mdfledger.ledger import rules
 from mdfledger.ledger.commands import (
+    EXPIRY_KEY_PREFIX,
     Command,
     ExpirePending,
     NewTransfer,
@@ -409,6 +410,11 @@ class _Batch:
         key = c.key
         if not isinstance(key, str) or not 0 < len(key) <= _KEY_MAX:
             raise InvalidTransfer(f"key must be 1 to {_KEY_MAX} characters", field="key")
+        if key.startswith(EXPIRY_KEY_PREFIX) and not isinstance(c, ExpirePending):
+            # The sweep's keys: a caller's transfer under one would block that expiry for good.
+            raise InvalidTransfer(
+                f"keys starting with {EXPIRY_KEY_PREFIX!r} are reserved for expiries", field="key"
+            )
         memo = getattr(c, "memo", None)
         if memo is not None and (not isinstance(memo, str) or len(memo) > _MEMO_MAX):
             raise InvalidTransfer(f"memo must be text of at most {_MEMO_MAX} characters")
