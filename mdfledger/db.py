@@ -91,7 +91,14 @@ READ_ONLY_OPTION = "mdfledger_read_only"
 
 def make_session_factory(engine: Engine, *, read_only: bool = False) -> sessionmaker[Session]:
     """Sessions that write (the default) or only read: statements, exports, verification."""
-    bind = engine.execution_options(**{READ_ONLY_OPTION: True}) if read_only else engine
+    bind = engine
+    if read_only:
+        options: dict[str, Any] = {READ_ONLY_OPTION: True}
+        if engine.dialect.name == "postgresql":
+            # One snapshot for the whole transaction: a statement's opening balance, its lines
+            # and its closing balance (or everything verify reads) agree with each other.
+            options.update(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        bind = engine.execution_options(**options)
     return sessionmaker(bind=bind, expire_on_commit=False, autoflush=True)
 
 

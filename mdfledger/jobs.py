@@ -30,5 +30,5 @@ def expire_pending_transfers(
     with sessions() as session:
         while expired := ledger.expire_overdue(session, SWEEPER, now=when, limit=batch_size):
             session.commit()
-            total += len(expired)
+            total += sum(not record.replayed for record in expired)
     return total

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from mdfledger.clock import ensure_utc
 from mdfledger.errors import ValidationError
 from mdfledger.ledger import rules
+from mdfledger.ledger.commands import is_id
 from mdfledger.ledger.errors import AccountNotFound
 from mdfledger.ledger.models import Account, AccountDay, Entry, Transfer
 
@@ -55,7 +56,7 @@ class Balance:
 
 
 def load_account(session: Session, account_id: int) -> Account:
-    account = session.get(Account, account_id) if isinstance(account_id, int) else None
+    account = session.get(Account, account_id) if is_id(account_id) else None
     if account is None:
         raise AccountNotFound(f"account {account_id!r} does not exist", account_id=account_id)
     return account
@@ -85,6 +86,10 @@ def balance_as_of(
     """The balance as recorded at time `at`, or as of the end of effective date `on`."""
     if (at is None) == (on is None):
         raise ValidationError("give exactly one of at (a time) or on (an effective date)")
+    if at is not None and (not isinstance(at, datetime) or at.tzinfo is None):
+        raise ValidationError("at must be a timezone-aware datetime", field="at")
+    if on is not None and (not isinstance(on, date) or isinstance(on, datetime)):
+        raise ValidationError("on must be a date", field="on")
     account = load_account(session, account_id)
     if at is not None:
         return to_balance(account, _as_of_time(session, account_id, ensure_utc(at)))

@@ -58,6 +58,14 @@ class Balances:
             self.credits_posted + other.credits_posted,
         )
 
+    def __sub__(self, other: Balances) -> Balances:
+        return Balances(
+            self.debits_pending - other.debits_pending,
+            self.debits_posted - other.debits_posted,
+            self.credits_pending - other.credits_pending,
+            self.credits_posted - other.credits_posted,
+        )
+
     def as_tuple(self) -> tuple[int, int, int, int]:
         return (self.debits_pending, self.debits_posted, self.credits_pending, self.credits_posted)
 

@@ -9,23 +9,22 @@ request, command or job owns the transaction.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Date, any_, bindparam, select, update
+from sqlalchemy import any_, bindparam, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from mdfledger.actor import Actor
 from mdfledger.clock import ensure_utc, utcnow
-from mdfledger.db import UTCDateTime
 from mdfledger.errors import Conflict, ValidationError
 from mdfledger.ledger import rules
 from mdfledger.ledger.commands import (
-    EXPIRY_KEY_PREFIX,
+    CODE_RE,
+    KEY_MAX,
     Command,
     ExpirePending,
     NewTransfer,
@@ -33,6 +32,9 @@ from mdfledger.ledger.commands import (
     Reverse,
     TransferRecord,
     VoidPending,
+    check_shape,
+    check_text,
+    is_id,
 )
 from mdfledger.ledger.errors import (
     AccountClosed,
@@ -50,10 +52,10 @@ from mdfledger.ledger.errors import (
 )
 from mdfledger.ledger.models import Account, AccountKind, ChainHead, Entry, Transfer
 from mdfledger.ledger.models import TransferType as T
+from mdfledger.ledger.writer import BALANCE_NAMES, BulkWriter
 from mdfledger.money import format_amount, validate_currency
 
-_CODE_RE = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
-_KEY_MAX, _MEMO_MAX, _REF_TYPE_MAX, _REF_ID_MAX = 200, 2000, 40, 64
+ACTOR_MAX = 200  # ledger_transfers.actor
 _IN_CHUNK = 1000  # ids per IN (...) list: well under every driver's parameter limit
 # Fields a replayed key must repeat exactly (defaults the caller left out are not compared).
 _REPLAY_FIELDS = (
@@ -64,6 +66,13 @@ _ACCOUNT_FIXED = (
     "kind", "currency", "code", "program_id", "partner_id",
     "debits_must_not_exceed_credits", "credits_must_not_exceed_debits",
 )  # fmt: skip
+
+_TRANSFER_COLUMNS = tuple(c.name for c in Transfer.__table__.columns)
+_GIVEN_WITHOUT_DATE = frozenset({"type", "memo"})
+_GIVEN_WITH_DATE = _GIVEN_WITHOUT_DATE | {"effective_date"}
+_GIVEN_NEW = frozenset(
+    {"debit_account_id", "credit_account_id", "amount", "code", "expires_at", "ref_type", "ref_id"}
+)
 
 
 # --- accounts ---------------------------------------------------------------------------------
@@ -85,20 +94,31 @@ def open_account(
     now: datetime | None = None,
 ) -> Account:
     """Open an account, or return the one already opened under `key` with the same fields."""
-    if not isinstance(key, str) or not 0 < len(key) <= _KEY_MAX:
-        raise ValidationError(f"account key must be 1 to {_KEY_MAX} characters", field="key")
-    if not isinstance(name, str) or not 0 < len(name.strip()) <= 200:
-        raise ValidationError("account name must be 1 to 200 characters", field="name")
-    if kind not in set(AccountKind):
+    _check_actor(actor)
+    for field, value in (("key", key), ("name", name)):
+        try:
+            check_text(value, field, KEY_MAX, optional=False)
+        except InvalidTransfer as exc:
+            raise ValidationError(exc.message, field=field) from None
+    if not name.strip():
+        raise ValidationError("account name must not be blank", field="name")
+    if not isinstance(kind, str) or kind not in set(AccountKind):
         raise ValidationError(
             f"unknown account kind {kind!r}; one of {', '.join(AccountKind)}", field="kind"
         )
     validate_currency(currency)
     code = kind if code is None else code
-    if not isinstance(code, str) or not _CODE_RE.match(code):
-        raise ValidationError(f"account code {code!r} must match {_CODE_RE.pattern}", field="code")
-    if debits_must_not_exceed_credits and credits_must_not_exceed_debits:
+    if not isinstance(code, str) or not CODE_RE.match(code):
+        raise ValidationError(f"account code {code!r} must match {CODE_RE.pattern}", field="code")
+    for field, value in (("program_id", program_id), ("partner_id", partner_id)):
+        if value is not None and not is_id(value):
+            raise ValidationError(f"{field} must be a positive integer id", field=field)
+    flags = (debits_must_not_exceed_credits, credits_must_not_exceed_debits)
+    if not all(isinstance(flag, bool) for flag in flags):
+        raise ValidationError("account limits are true or false", field="flags")
+    if all(flags):
         raise ValidationError("an account takes at most one of the two limits", field="flags")
+    _lock_head(session)  # one opener at a time, so two requests cannot race for the same key
     wanted = {
         "kind": str(kind),
         "currency": currency,
@@ -137,6 +157,10 @@ def close_account(
     session: Session, actor: Actor, account_id: int, *, now: datetime | None = None
 ) -> Account:
     """Close an account to new transfers. Refused while it holds open reservations."""
+    _check_actor(actor)
+    if not is_id(account_id):
+        raise AccountNotFound(f"account {account_id!r} does not exist", account_id=account_id)
+    _lock_head(session)  # the lock order of every ledger write: head, then accounts
     locked = _lock_accounts(session, {account_id})
     if account_id not in locked:
         raise AccountNotFound(f"account {account_id} does not exist", account_id=account_id)
@@ -239,7 +263,13 @@ def reverse(
 def expire_overdue(
     session: Session, actor: Actor, *, now: datetime | None = None, limit: int = 1000
 ) -> list[TransferRecord]:
-    """Expire up to `limit` pending transfers whose deadline has passed, oldest first."""
+    """Expire up to `limit` pending transfers whose deadline has passed, oldest first.
+
+    A reservation posted or voided between the search and the locks is skipped, so one such
+    race never holds back the rest of the sweep.
+    """
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise ValidationError("limit must be a positive integer", field="limit")
     now = ensure_utc(now or utcnow())
     resolution = Transfer.__table__.alias("resolution")
     overdue = session.scalars(
@@ -253,7 +283,16 @@ def expire_overdue(
         .order_by(Transfer.expires_at, Transfer.id)
         .limit(limit)
     ).all()
-    return execute(session, actor, [ExpirePending(pid) for pid in overdue], now=now)
+    commands = [ExpirePending(pid) for pid in overdue]
+    try:
+        return execute(session, actor, commands, now=now)
+    except BatchRejected as rejected:
+        # Nothing was written, and the locks taken stay held: the retry sees the same state.
+        raced = {f.index for f in rejected.failures if isinstance(f.error, PendingNotOpen)}
+        if len(raced) < len(rejected.failures):
+            raise
+        rest = [c for i, c in enumerate(commands) if i not in raced]
+        return execute(session, actor, rest, now=now)
 
 
 def execute(
@@ -263,20 +302,30 @@ def execute(
 
     Raises BatchRejected naming every command that failed; then nothing was written.
     """
+    commands = list(commands)
     if not commands:
         return []
+    _check_actor(actor)
     now = ensure_utc(now or utcnow())
-    session.flush()
-    batch = _Batch(session, actor, now, commands)
-    results: list[TransferRecord] = []
     failures: list[TransferFailure] = []
+    well_formed: list[tuple[int, Command]] = []
     for index, command in enumerate(commands):
+        try:
+            check_shape(command)
+            well_formed.append((index, command))
+        except LedgerError as error:
+            failures.append(TransferFailure(index, str(getattr(command, "key", "")), error))
+    session.flush()
+    # The well-formed rest is still decided, so the caller learns every failure at once.
+    batch = _Batch(session, actor, now, [command for _, command in well_formed])
+    results: list[TransferRecord] = []
+    for index, command in well_formed:
         try:
             results.append(batch.apply(command))
         except LedgerError as error:
-            failures.append(TransferFailure(index, getattr(command, "key", ""), error))
+            failures.append(TransferFailure(index, command.key, error))
     if failures:
-        raise BatchRejected(failures)
+        raise BatchRejected(sorted(failures, key=lambda f: f.index))
     batch.write()
     return results
 
@@ -306,6 +355,9 @@ class _Batch:
             if not isinstance(c, NewTransfer)
         }
         self.referred = _load_transfers(session, referred)
+        # The chain head first: it serialises ledger writers, so the account locks taken after
+        # it cannot form a cycle, even across several execute calls in one transaction.
+        head = _lock_head(session)
         account_ids = {t["debit_account_id"] for t in self.referred.values()}
         account_ids |= {t["credit_account_id"] for t in self.referred.values()}
         for c in commands:
@@ -327,9 +379,8 @@ class _Batch:
                     row["credits_posted"],
                 ),
             )
-            for row in _lock_accounts(session, {a for a in account_ids if _is_id(a)}).values()
+            for row in _lock_accounts(session, account_ids).values()
         }
-        head = _lock_head(session)
         self.next_id = head["last_transfer_id"] + 1
         self.last_hash = head["last_hash"]
         # Server clock, never behind the previous transfer: created_at follows id order.
@@ -387,7 +438,7 @@ class _Batch:
         self.next_id += 1
         debit.balances, credit.balances = new_debit, new_credit
         for side, account in (("debit", debit), ("credit", credit)):
-            # In ledger_entries column order (see _ENTRY_COLUMNS).
+            # In ledger_entries column order.
             self.entries.append(
                 (account.id, row["id"], side, row["effective_date"], pending_delta, posted_delta,
                  *account.balances.as_tuple())
@@ -406,27 +457,12 @@ class _Batch:
         return TransferRecord(**row)
 
     def _resolve(self, c: Command) -> tuple[dict[str, Any], frozenset[str]]:
-        """The row a command asks for, and which of its fields the caller chose."""
-        key = c.key
-        if not isinstance(key, str) or not 0 < len(key) <= _KEY_MAX:
-            raise InvalidTransfer(f"key must be 1 to {_KEY_MAX} characters", field="key")
-        if key.startswith(EXPIRY_KEY_PREFIX) and not isinstance(c, ExpirePending):
-            # The sweep's keys: a caller's transfer under one would block that expiry for good.
-            raise InvalidTransfer(
-                f"keys starting with {EXPIRY_KEY_PREFIX!r} are reserved for expiries", field="key"
-            )
-        memo = getattr(c, "memo", None)
-        if memo is not None and (not isinstance(memo, str) or len(memo) > _MEMO_MAX):
-            raise InvalidTransfer(f"memo must be text of at most {_MEMO_MAX} characters")
+        """The row a (shape-checked) command asks for, and which fields the caller chose."""
         effective = getattr(c, "effective_date", None)
-        if effective is not None and (
-            not isinstance(effective, date) or isinstance(effective, datetime)
-        ):
-            raise InvalidTransfer("effective_date must be a date", field="effective_date")
         given = _GIVEN_WITH_DATE if effective is not None else _GIVEN_WITHOUT_DATE
         base: dict[str, Any] = {
-            "key": key,
-            "memo": memo,
+            "key": c.key,
+            "memo": getattr(c, "memo", None),
             "effective_date": effective or self.today,
             "pending_id": None,
             "reverses_id": None,
@@ -475,8 +511,9 @@ class _Batch:
         given |= {"pending_id"}
         if isinstance(c, PostPending):
             row["type"] = T.POST.value
+            # Omitted means "all of it": a replay of a partial post as a full one must conflict.
+            given |= {"amount"}
             if c.amount is not None:
-                _check_amount(c.amount)
                 if c.amount > pending["amount"]:
                     raise InvalidTransfer(
                         f"cannot post {c.amount}: pending transfer {pending['id']} holds"
@@ -484,7 +521,6 @@ class _Batch:
                         field="amount",
                     )
                 row["amount"] = c.amount
-                given |= {"amount"}
         elif isinstance(c, VoidPending):
             row["type"] = T.VOID.value
         else:
@@ -495,25 +531,9 @@ class _Batch:
         return row, given
 
     def _resolve_new(self, c: NewTransfer, base: dict[str, Any]) -> dict[str, Any]:
-        _check_amount(c.amount)
-        if not isinstance(c.code, str) or not _CODE_RE.match(c.code):
-            raise InvalidTransfer(f"code {c.code!r} must match {_CODE_RE.pattern}", field="code")
-        if c.debit_account_id == c.credit_account_id:
-            raise InvalidTransfer("debit and credit account must differ", field="credit_account_id")
-        for field, limit in (("ref_type", _REF_TYPE_MAX), ("ref_id", _REF_ID_MAX)):
-            value = getattr(c, field)
-            if value is not None and (not isinstance(value, str) or len(value) > limit):
-                raise InvalidTransfer(f"{field} must be text of at most {limit} characters")
-        expires_at = None
-        if c.expires_at is not None:
-            if not c.pending:
-                raise InvalidTransfer("only a pending transfer can expire", field="expires_at")
-            if not isinstance(c.expires_at, datetime) or c.expires_at.tzinfo is None:
-                raise InvalidTransfer("expires_at must be a timezone-aware datetime")
-            expires_at = ensure_utc(c.expires_at)
         currencies = []
         for field in ("debit_account_id", "credit_account_id"):
-            account = self.accounts.get(getattr(c, field)) if _is_id(getattr(c, field)) else None
+            account = self.accounts.get(getattr(c, field))
             if account is None:
                 raise AccountNotFound(f"account {getattr(c, field)!r} does not exist", field=field)
             currencies.append(account.currency)
@@ -531,13 +551,13 @@ class _Batch:
             "currency": currencies[0],
             "amount": c.amount,
             "code": c.code,
-            "expires_at": expires_at,
+            "expires_at": ensure_utc(c.expires_at) if c.expires_at is not None else None,
             "ref_type": c.ref_type,
             "ref_id": c.ref_id,
         }
 
     def _referred(self, transfer_id: int) -> dict[str, Any]:
-        found = self.referred.get(transfer_id) if _is_id(transfer_id) else None
+        found = self.referred.get(transfer_id)
         if found is None:
             raise TransferNotFound(
                 f"transfer {transfer_id!r} does not exist", transfer_id=transfer_id
@@ -551,6 +571,15 @@ class _Batch:
                 raise AccountClosed(f"account {row[field]} is closed", account_id=row[field])
         if row["expires_at"] is not None and row["expires_at"] <= self.now:
             raise InvalidTransfer("expires_at must be in the future", field="expires_at")
+        target_id = row["pending_id"] or row["reverses_id"]
+        if target_id is not None and row["effective_date"] < (
+            target_date := self.referred[target_id]["effective_date"]
+        ):
+            raise InvalidTransfer(
+                f"effective_date {row['effective_date']} is before transfer {target_id}'s"
+                f" ({target_date}); a resolution or reversal cannot take effect before it",
+                field="effective_date",
+            )
         if row["reverses_id"] is not None and row["reverses_id"] in self.reversed:
             raise AlreadyReversed(
                 f"transfer {row['reverses_id']} is already reversed",
@@ -596,7 +625,7 @@ class _Batch:
     def write(self) -> None:
         if not self.rows:
             return
-        writer = _BulkWriter(self.session)
+        writer = BulkWriter(self.session)
         writer.insert(
             Transfer.__table__, [tuple(r[c] for c in _TRANSFER_COLUMNS) for r in self.rows]
         )
@@ -619,130 +648,16 @@ class _Batch:
         reversed_ = {r["reverses_id"] for r in self.rows if r["reverses_id"]}
         for obj in list(self.session.identity_map.values()):
             if isinstance(obj, Account) and obj.id in touched_set:
-                self.session.expire(obj, list(_BALANCE_NAMES))
+                self.session.expire(obj, list(BALANCE_NAMES))
             elif isinstance(obj, Transfer) and obj.id in resolved:
                 self.session.expire(obj, ["resolution"])
             elif isinstance(obj, Transfer) and obj.id in reversed_:
                 self.session.expire(obj, ["reversed_by"])
 
 
-class _BulkWriter:
-    """Writes many rows with the driver's fastest path: COPY on PostgreSQL, executemany on
-    SQLite. The ORM's per-row bookkeeping would cost more than everything else in a batch."""
-
-    def __init__(self, session: Session) -> None:
-        self.connection = session.connection()
-        self.postgres = self.connection.dialect.name == "postgresql"
-        self.mark = "%s" if self.postgres else "?"
-
-    def value(self, v: Any) -> Any:
-        """SQLite stores dates and times as text in SQLAlchemy's own format (see UTCDateTime)."""
-        if self.postgres or v is None:
-            return v
-        if isinstance(v, datetime):
-            return ensure_utc(v).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
-        if isinstance(v, date):
-            return v.isoformat()
-        return v
-
-    def insert(self, table: Any, rows: list[tuple[Any, ...]]) -> None:
-        """Rows are tuples in the table's column order."""
-        columns = [c.name for c in table.columns]
-        if self.postgres:
-            raw = self.connection.connection.driver_connection
-            copy_sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
-            with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
-                for row in rows:
-                    copy.write_row(row)
-            return
-        timed = [i for i, c in enumerate(table.columns) if isinstance(c.type, UTCDateTime | Date)]
-        if timed:
-            converted: dict[Any, Any] = {}  # a batch shares a few distinct dates and times
-            out = []
-            for row in rows:
-                values = list(row)
-                for i in timed:
-                    v = values[i]
-                    if v is not None:
-                        values[i] = converted.get(v) or converted.setdefault(v, self.value(v))
-                out.append(tuple(values))
-            rows = out
-        self.executemany(
-            f"INSERT INTO {table.name} ({', '.join(columns)})"
-            f" VALUES ({', '.join(['{0}'] * len(columns))})",
-            rows,
-        )
-
-    def set_balances(self, rows: list[tuple[int, int, int, int, int]]) -> None:
-        """(account id, debits_pending, debits_posted, credits_pending, credits_posted)"""
-        assign = ", ".join(f"{n} = v.{n}" for n in _BALANCE_NAMES)
-        if self.postgres:  # one statement for the whole batch, not one round trip per account
-            self._unnest(
-                f"UPDATE ledger_accounts AS a SET {assign} FROM unnest({{}})"
-                f" AS v(id, {', '.join(_BALANCE_NAMES)}) WHERE a.id = v.id",
-                ["bigint"] * 5,
-                rows,
-            )
-            return
-        self.executemany(
-            "UPDATE ledger_accounts SET "
-            + ", ".join(f"{n} = {{0}}" for n in _BALANCE_NAMES)
-            + " WHERE id = {0}",
-            [(*balances, account_id) for account_id, *balances in rows],
-        )
-
-    def add_days(self, rows: list[tuple[Any, ...]]) -> None:
-        """(account id, day, four balance changes): added to the day's row, created if new."""
-        columns = ("account_id", "day", *_BALANCE_NAMES)
-        upsert = " ON CONFLICT (account_id, day) DO UPDATE SET " + ", ".join(
-            f"{n} = ledger_account_days.{n} + excluded.{n}" for n in _BALANCE_NAMES
-        )
-        insert = f"INSERT INTO ledger_account_days ({', '.join(columns)})"
-        if self.postgres:
-            self._unnest(
-                insert + " SELECT * FROM unnest({})" + upsert,
-                ["bigint", "date", "bigint", "bigint", "bigint", "bigint"],
-                rows,
-            )
-            return
-        self.executemany(
-            insert + " VALUES ({0}, {0}, {0}, {0}, {0}, {0})" + upsert,
-            [(a, self.value(d), *changes) for a, d, *changes in rows],
-        )
-
-    def _unnest(self, sql: str, types: list[str], rows: list[tuple[Any, ...]]) -> None:
-        if rows:
-            arrays = ", ".join(f"%s::{t}[]" for t in types)
-            self.connection.exec_driver_sql(
-                sql.format(arrays), tuple(list(column) for column in zip(*rows, strict=True))
-            )
-
-    def executemany(self, sql: str, params: list[tuple[Any, ...]]) -> None:
-        if params:
-            self.connection.exec_driver_sql(sql.format(self.mark), params)
-
-
-_BALANCE_NAMES = ("debits_pending", "debits_posted", "credits_pending", "credits_posted")
-_TRANSFER_COLUMNS = tuple(c.name for c in Transfer.__table__.columns)
-_GIVEN_WITHOUT_DATE = frozenset({"type", "memo"})
-_GIVEN_WITH_DATE = _GIVEN_WITHOUT_DATE | {"effective_date"}
-_GIVEN_NEW = frozenset(
-    {"debit_account_id", "credit_account_id", "amount", "code", "expires_at", "ref_type", "ref_id"}
-)
-
-
-def _is_id(value: object) -> bool:
-    """Ids are ints; True would otherwise pass as 1, in dict lookups too."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_amount(amount: object) -> None:
-    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
-        raise InvalidTransfer(
-            f"amount must be a positive integer of minor units, not {amount!r}", field="amount"
-        )
-    if amount > rules.MAX_AMOUNT:
-        raise InvalidTransfer("amount is too large", field="amount")
+def _check_actor(actor: object) -> None:
+    if not isinstance(actor, Actor) or not 0 < len(actor.label) <= ACTOR_MAX:
+        raise ValidationError(f"an Actor with a label of 1 to {ACTOR_MAX} characters is needed")
 
 
 # --- loading and locking ------------------------------------------------------------------------
@@ -765,7 +680,7 @@ def _select_in(session: Session, column: Any, values: Iterable[Any]) -> list[Any
 
 
 def _load_transfers(session: Session, ids: Iterable[Any]) -> dict[int, Any]:
-    ids = {i for i in ids if _is_id(i)}
+    ids = {i for i in ids if is_id(i)}
     return {row["id"]: dict(row) for row in _select_in(session, Transfer.__table__.c.id, ids)}
 
 

@@ -13,9 +13,12 @@ from sqlalchemy.orm import Session
 from mdfledger.errors import ValidationError
 from mdfledger.ledger import rules
 from mdfledger.ledger.balances import Balance, days_through, load_account, to_balance
-from mdfledger.ledger.models import Account, Entry, Transfer
+from mdfledger.ledger.models import Account, ChainHead, Entry, Transfer
 
-Cursor = tuple[date, int]  # (effective_date, transfer_id) of the last line seen
+# (effective_date, transfer_id) of the last line seen, and the statement's high-water mark:
+# the last transfer id it shows. Later pages leave out what was written after the first one,
+# so running balances carry on exactly even while others write (backdated entries included).
+Cursor = tuple[date, int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +40,7 @@ class StatementLine:
     key: str
     pending_id: int | None
     reverses_id: int | None
-
-    @property
-    def cursor(self) -> Cursor:
-        return (self.effective_date, self.transfer_id)
+    cursor: Cursor  # pass as `after` to continue after this line
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ class Statement:
     end: date
     opening: Balance
     closing: Balance
+    high_water: int  # the last transfer id the statement includes
     lines: Iterator[StatementLine]  # consume once; streamed from the database
 
 
@@ -64,23 +65,79 @@ def statement(
     chunk: int = 1000,
 ) -> Statement:
     """Statement for effective dates start..end inclusive. `after` and `limit` page through it:
-    pass the last line's cursor to continue; running balances carry on correctly."""
-    if not isinstance(start, date) or not isinstance(end, date) or start > end:
-        raise ValidationError("statement needs start <= end, both dates")
-    if after is not None and not (start <= after[0] <= end):
-        raise ValidationError("cursor is outside the statement's dates")
+    pass the last line's cursor to continue; running balances carry on correctly.
+
+    Read it in a read-only session (mdfledger.db.make_session_factory(read_only=True)): on
+    PostgreSQL that gives one snapshot, so the lines always add up to the closing balance.
+    """
+    _check_range(start, end, after, limit, chunk)
     account = load_account(session, account_id)
-    opening = to_balance(account, days_through(session, account_id, start - timedelta(days=1)))
-    closing = to_balance(account, days_through(session, account_id, end))
-    first = opening.balances if after is None else _through(session, account_id, after)
-    lines = _lines(session, account, start, end, first, after, limit, chunk)
-    return Statement(account, start, end, opening, closing, lines)
+    head = select(ChainHead.last_transfer_id)
+    high_water = after[2] if after is not None else session.scalar(head)
+    opening = _as_of_end_of(session, account_id, start - timedelta(days=1), high_water)
+    closing = _as_of_end_of(session, account_id, end, high_water)
+    first = opening if after is None else _through(session, account_id, after)
+    lines = _lines(session, account, start, end, first, after, limit, chunk, high_water)
+    return Statement(
+        account,
+        start,
+        end,
+        to_balance(account, opening),
+        to_balance(account, closing),
+        high_water,
+        lines,
+    )
+
+
+def _check_range(start: object, end: object, after: object, limit: object, chunk: object) -> None:
+    def is_date(value: object) -> bool:
+        return isinstance(value, date) and not isinstance(value, datetime)
+
+    if not is_date(start) or not is_date(end) or not date.min < start <= end:
+        raise ValidationError("a statement needs two dates, start <= end", field="start")
+    if after is not None and not (
+        isinstance(after, tuple)
+        and len(after) == 3
+        and is_date(after[0])
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in after[1:])
+        and start <= after[0] <= end
+    ):
+        raise ValidationError("cursor is not one of this statement's lines", field="after")
+    for name, value in (("limit", limit), ("chunk", chunk)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ValidationError(f"{name} must be a positive integer", field=name)
+    if chunk is None:
+        raise ValidationError("chunk must be a positive integer", field="chunk")
+
+
+def _written_after(
+    session: Session, account_id: int, high_water: int, through: date
+) -> rules.Balances:
+    """What entries newer than the high-water mark added up to `through`. Usually nothing: a
+    primary-key range scan over the few transfers written since the statement began."""
+    b = rules.Balances()
+    rows = session.execute(
+        select(Entry.side, Entry.pending_delta, Entry.posted_delta).where(
+            Entry.account_id == account_id,
+            Entry.transfer_id > high_water,
+            Entry.effective_date <= through,
+        )
+    )
+    for side, pending_delta, posted_delta in rows:
+        b = b.moved(side, pending_delta, posted_delta)
+    return b
+
+
+def _as_of_end_of(session: Session, account_id: int, day: date, high_water: int) -> rules.Balances:
+    return days_through(session, account_id, day) - _written_after(
+        session, account_id, high_water, day
+    )
 
 
 def _through(session: Session, account_id: int, cursor: Cursor) -> rules.Balances:
     """Balances after every entry up to and including the cursor, in statement order."""
-    day, transfer_id = cursor
-    b = days_through(session, account_id, day - timedelta(days=1))
+    day, transfer_id, high_water = cursor
+    b = _as_of_end_of(session, account_id, day - timedelta(days=1), high_water)
     same_day = session.execute(
         select(Entry.side, Entry.pending_delta, Entry.posted_delta).where(
             Entry.account_id == account_id,
@@ -102,6 +159,7 @@ def _lines(
     after: Cursor | None,
     limit: int | None,
     chunk: int,
+    high_water: int,
 ) -> Iterator[StatementLine]:
     running_balance = to_balance(account, running)
     sign = 1 if running_balance.normal_side == "credit" else -1
@@ -128,7 +186,11 @@ def _lines(
                 Transfer.reverses_id,
             )
             .join(Transfer, Transfer.id == Entry.transfer_id)
-            .where(Entry.account_id == account.id, Entry.effective_date <= end)
+            .where(
+                Entry.account_id == account.id,
+                Entry.effective_date <= end,
+                Entry.transfer_id <= high_water,
+            )
             .order_by(Entry.effective_date, Entry.transfer_id)
             .limit(size)
         )
@@ -167,8 +229,9 @@ def _lines(
                 key=t.key,
                 pending_id=t.pending_id,
                 reverses_id=t.reverses_id,
+                cursor=(t.effective_date, t.id, high_water),
             )
-            after = (t.effective_date, t.id)
+            after = (t.effective_date, t.id, high_water)
         emitted += len(rows)
         if len(rows) < size:
             return

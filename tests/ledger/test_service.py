@@ -823,8 +823,11 @@ def test_replaying_a_post_returns_it_and_a_different_amount_conflicts(
 ) -> None:
     hold = reserve(session, actor, book, "hold", 3_000)
     posted = ledger.post(session, actor, hold.id, key="approve", amount=1_000)
-    assert ledger.post(session, actor, hold.id, key="approve", amount=1_000).replayed
-    assert ledger.post(session, actor, hold.id, key="approve").id == posted.id  # amount left out
+    replay = ledger.post(session, actor, hold.id, key="approve", amount=1_000)
+    assert replay.replayed and replay.id == posted.id
+    with pytest.raises(IdempotencyConflict) as err:  # left out means "all of it": 3,000
+        ledger.post(session, actor, hold.id, key="approve")
+    assert err.value.details["field"] == "amount"
     with pytest.raises(IdempotencyConflict) as err:
         ledger.post(session, actor, hold.id, key="approve", amount=999)
     assert err.value.details["field"] == "amount"
@@ -1131,7 +1134,7 @@ def test_a_statement_refuses_bad_ranges_and_cursors(session: Session, book: Book
     with pytest.raises(ValidationError):
         ledger.statement(session, book.fund, MARCH_31, MARCH_1)
     with pytest.raises(ValidationError, match="cursor"):
-        ledger.statement(session, book.fund, MARCH_1, MARCH_31, after=(date(2026, 4, 1), 3))
+        ledger.statement(session, book.fund, MARCH_1, MARCH_31, after=(date(2026, 4, 1), 3, 3))
 
 
 # --- ORM objects in the session -----------------------------------------------------------------
