@@ -145,7 +145,30 @@ HASHED_FIELDS = (
 _CANONICAL = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_iso)
 
 
-def chain_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
-    """SHA-256 over the previous hash and the transfer's canonical JSON field list."""
+# An account's definition: what decides how its balances read and which limits hold. Each
+# transfer's hash covers both accounts' definitions, so quietly switching off a limit, or moving
+# an account to another partner, breaks the chain at the account's first transfer.
+ACCOUNT_HASHED_FIELDS = (
+    "id",
+    "key",
+    "kind",
+    "code",
+    "currency",
+    "program_id",
+    "partner_id",
+    "debits_must_not_exceed_credits",
+    "credits_must_not_exceed_debits",
+)
+
+
+def account_definition(account: Mapping[str, Any]) -> str:
+    return _CANONICAL.encode([account[name] for name in ACCOUNT_HASHED_FIELDS])
+
+
+def chain_hash(prev_hash: str, row: Mapping[str, Any], debit_def: str, credit_def: str) -> str:
+    """SHA-256 over the previous hash, the transfer's fields as canonical JSON, and the
+    definitions of its debit and credit accounts (see account_definition)."""
     canonical = _CANONICAL.encode([row[name] for name in HASHED_FIELDS])
-    return hashlib.sha256(f"{prev_hash}\n{canonical}".encode()).hexdigest()
+    return hashlib.sha256(
+        f"{prev_hash}\n{canonical}\n{debit_def}\n{credit_def}".encode()
+    ).hexdigest()

@@ -338,6 +338,7 @@ class _AccountState:
     closed: bool
     limits: rules.Limits
     balances: rules.Balances
+    definition: str  # what each transfer's hash covers of the account
 
 
 class _Batch:
@@ -378,6 +379,7 @@ class _Batch:
                     row["credits_pending"],
                     row["credits_posted"],
                 ),
+                rules.account_definition(row),
             )
             for row in _lock_accounts(session, account_ids).values()
         }
@@ -434,7 +436,9 @@ class _Batch:
             if breach:
                 raise self._limit_error(account, breach, row["amount"])
         row.update(id=self.next_id, created_at=self.created_at, actor=self.actor.label)
-        row["hash"] = self.last_hash = rules.chain_hash(self.last_hash, row)
+        row["hash"] = self.last_hash = rules.chain_hash(
+            self.last_hash, row, debit.definition, credit.definition
+        )
         self.next_id += 1
         debit.balances, credit.balances = new_debit, new_credit
         for side, account in (("debit", debit), ("credit", credit)):
@@ -687,6 +691,11 @@ def _load_transfers(session: Session, ids: Iterable[Any]) -> dict[int, Any]:
 _LOCK_COLUMNS = (
     Account.id,
     Account.name,
+    Account.key,
+    Account.kind,
+    Account.code,
+    Account.program_id,
+    Account.partner_id,
     Account.currency,
     Account.closed_at.is_not(None).label("closed"),
     Account.debits_must_not_exceed_credits,

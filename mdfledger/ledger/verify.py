@@ -83,9 +83,13 @@ def _verify(session: Session, report: VerifyReport, check: _Checker) -> None:
     computed: dict[int, rules.Balances] = defaultdict(rules.Balances)
     days: dict[tuple[int, date], rules.Balances] = defaultdict(rules.Balances)
     open_pending: dict[int, Any] = {}
-    seen_pending: set[int] = set()
     reversible: set[int] = set()
     prev_hash = rules.GENESIS_HASH
+    last_created_at = None
+    definitions = {
+        a["id"]: rules.account_definition(a)
+        for a in session.execute(select(Account.__table__)).mappings()
+    }
     entries = _Peekable(
         session.execute(
             select(Entry.__table__)
@@ -102,10 +106,20 @@ def _verify(session: Session, report: VerifyReport, check: _Checker) -> None:
         if tid != report.head_id + 1:
             check.problem(f"transfer ids jump from {report.head_id} to {tid}")
         report.head_id = tid
-        expected_hash = rules.chain_hash(prev_hash, t)
+        expected_hash = rules.chain_hash(
+            prev_hash,
+            t,
+            definitions.get(t["debit_account_id"], ""),
+            definitions.get(t["credit_account_id"], ""),
+        )
         if t["hash"] != expected_hash:
-            check.problem(f"transfer {tid}: hash does not match its fields and the chain")
+            check.problem(
+                f"transfer {tid}: hash does not match its fields, its accounts and the chain"
+            )
         prev_hash = report.head_hash = t["hash"]
+        if last_created_at is not None and t["created_at"] < last_created_at:
+            check.problem(f"transfer {tid}: created_at goes back in time")
+        last_created_at = t["created_at"]
         pending_amount = 0
         if t["type"] in (T.POST, T.VOID, T.EXPIRE):
             pending = open_pending.pop(t["pending_id"], None)
@@ -120,7 +134,6 @@ def _verify(session: Session, report: VerifyReport, check: _Checker) -> None:
                 check.problem(f"transfer {tid}: does not match pending transfer {pending['id']}")
         elif t["type"] == T.PENDING:
             open_pending[tid] = t
-            seen_pending.add(tid)
         if t["reverses_id"] is not None:
             if t["reverses_id"] not in reversible:
                 check.problem(f"transfer {tid}: reverses {t['reverses_id']}, not reversible")
@@ -167,9 +180,14 @@ def _verify(session: Session, report: VerifyReport, check: _Checker) -> None:
     _check_accounts(session, report, check, computed)
     _check_days(session, check, days)
     head = session.execute(select(ChainHead.__table__)).mappings().one()
-    if (head["last_transfer_id"], head["last_hash"]) != (report.head_id, report.head_hash):
+    if (head["last_transfer_id"], head["last_hash"], head["last_created_at"]) != (
+        report.head_id,
+        report.head_hash,
+        last_created_at,
+    ):
         check.problem(
-            f"chain head says transfer {head['last_transfer_id']}, journal ends at {report.head_id}"
+            f"chain head says transfer {head['last_transfer_id']} at {head['last_created_at']},"
+            f" but the journal ends at {report.head_id} at {last_created_at}"
         )
 
 

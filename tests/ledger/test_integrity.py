@@ -24,7 +24,7 @@ import mdfledger
 from mdfledger import ledger
 from mdfledger.actor import Actor
 from mdfledger.ledger import AccountKind, NewTransfer, rules
-from mdfledger.ledger.models import Transfer
+from mdfledger.ledger.models import Account, Transfer
 
 
 @dataclass(frozen=True)
@@ -338,7 +338,7 @@ def test_changing_a_transfers_amount_is_found_by_its_hash(
     report = ledger.verify_ledger(session)
     assert not report.ok
     assert report.problems[0] == (
-        f"transfer {journal.spend_id}: hash does not match its fields and the chain"
+        f"transfer {journal.spend_id}: hash does not match its fields, its accounts and the chain"
     )
     # The guard is back after the bypass.
     with pytest.raises(DBAPIError, match="append-only"):
@@ -356,7 +356,7 @@ def test_changing_a_transfers_memo_is_found_by_its_hash_alone(
         id=journal.spend_id,
     )
     assert ledger.verify_ledger(session).problems == [
-        f"transfer {journal.spend_id}: hash does not match its fields and the chain"
+        f"transfer {journal.spend_id}: hash does not match its fields, its accounts and the chain"
     ]
 
 
@@ -370,11 +370,22 @@ def test_rehashing_a_changed_transfer_breaks_the_next_link(
         session,
         "ledger_transfers",
         "UPDATE ledger_transfers SET memo = 'dinner', hash = :hash WHERE id = :id",
-        hash=rules.chain_hash(prev_hash, forged),
+        hash=rules.chain_hash(
+            prev_hash,
+            forged,
+            *(
+                rules.account_definition(
+                    session.execute(select(Account.__table__).where(Account.id == forged[side]))
+                    .mappings()
+                    .one()
+                )
+                for side in ("debit_account_id", "credit_account_id")
+            ),
+        ),
         id=journal.spend_id,
     )
     assert ledger.verify_ledger(session).problems == [
-        f"transfer {journal.hold_id}: hash does not match its fields and the chain"
+        f"transfer {journal.hold_id}: hash does not match its fields, its accounts and the chain"
     ]
 
 
@@ -489,7 +500,8 @@ def test_verify_ledger_command_fails_and_names_the_first_discrepancy(
     assert result.exit_code == 1
     discrepancies = [ln for ln in result.stderr.splitlines() if ln.startswith("DISCREPANCY: ")]
     assert discrepancies[0] == (
-        f"DISCREPANCY: transfer {journal.spend_id}: hash does not match its fields and the chain"
+        f"DISCREPANCY: transfer {journal.spend_id}: hash does not match its fields,"
+        " its accounts and the chain"
     )
     assert "ledger verified" not in result.output
 
@@ -525,5 +537,37 @@ def test_verify_ledger_command_json_reports_problems_and_exits_1(
     report = json.loads(result.stdout)
     assert report["ok"] is False
     assert report["problems"] == [
-        f"transfer {journal.spend_id}: hash does not match its fields and the chain"
+        f"transfer {journal.spend_id}: hash does not match its fields, its accounts and the chain"
     ]
+
+
+# --- account definitions and the chain head's time are covered too ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "first_transfer"),
+    [
+        # Switch the fund's limit off, then it could be overdrawn unnoticed.
+        ("UPDATE ledger_accounts SET debits_must_not_exceed_credits = false WHERE key = 'fund'",
+         "allocate"),
+        ("UPDATE ledger_accounts SET partner_id = 99 WHERE key = 'fund'", "allocate"),
+        ("UPDATE ledger_accounts SET kind = 'settled' WHERE key = 'claims'", "spend"),
+    ],
+)  # fmt: skip
+def test_verify_names_the_first_transfer_of_a_redefined_account(
+    session: Session, journal: Journal, sql: str, first_transfer: str
+) -> None:
+    tamper(session, "ledger_accounts", sql)
+    first_id = session.scalar(select(Transfer.id).where(Transfer.key == first_transfer))
+    problems = ledger.verify_ledger(session).problems
+    assert problems[0] == (
+        f"transfer {first_id}: hash does not match its fields, its accounts and the chain"
+    )
+
+
+def test_verify_notices_a_chain_head_moved_in_time(session: Session, journal: Journal) -> None:
+    session.execute(text("UPDATE ledger_chain SET last_created_at = '2099-01-01 00:00:00.000000'"))
+    session.commit()
+    problems = ledger.verify_ledger(session).problems
+    assert len(problems) == 1
+    assert problems[0].startswith(f"chain head says transfer {journal.hold_id} at 2099-01-01")

@@ -175,13 +175,45 @@ CHANGED: dict[str, object] = {
 }
 
 
+ACCOUNT = {
+    "id": 3,
+    "key": "program:1:partner:7:fund",
+    "kind": "partner_fund",
+    "code": "partner_fund",
+    "currency": "USD",
+    "program_id": 1,
+    "partner_id": 7,
+    "debits_must_not_exceed_credits": True,
+    "credits_must_not_exceed_debits": False,
+}
+DEBIT_DEF = rules.account_definition(ACCOUNT)
+CREDIT_DEF = rules.account_definition({**ACCOUNT, "id": 4, "key": "claims", "partner_id": None})
+
+
+def test_an_account_definition_is_compact_json_of_its_fixed_fields() -> None:
+    assert DEBIT_DEF == (
+        '[3,"program:1:partner:7:fund","partner_fund","partner_fund","USD",1,7,true,false]'
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("kind", "budget"), ("partner_id", 8), ("debits_must_not_exceed_credits", False)],
+)
+def test_a_changed_account_definition_changes_its_transfers_hashes(field: str, value) -> None:
+    changed = rules.account_definition({**ACCOUNT, field: value})
+    assert chain_hash(PREV, ROW, changed, CREDIT_DEF) != chain_hash(
+        PREV, ROW, DEBIT_DEF, CREDIT_DEF
+    )
+
+
 def test_every_hashed_field_has_a_sensitivity_case() -> None:
     assert set(CHANGED) == set(rules.HASHED_FIELDS) == set(ROW)
 
 
 def test_chain_hash_is_a_deterministic_sha256_hex_digest() -> None:
-    first = chain_hash(PREV, dict(ROW))
-    assert first == chain_hash(PREV, dict(reversed(list(ROW.items()))))
+    first = chain_hash(PREV, dict(ROW), DEBIT_DEF, CREDIT_DEF)
+    assert first == chain_hash(PREV, dict(reversed(list(ROW.items()))), DEBIT_DEF, CREDIT_DEF)
     assert re.fullmatch(r"[0-9a-f]{64}", first)
 
 
@@ -192,29 +224,41 @@ def test_chain_hash_is_sha256_over_the_previous_hash_and_compact_json_of_the_fie
         '"2026-03-01","2026-03-01T09:30:00.123456+00:00","claim","42",'
         '"Q1 trade show \u2014 booth","user:finance-1"]'
     )
-    expected = hashlib.sha256(f"{PREV}\n{canonical}".encode()).hexdigest()
-    assert chain_hash(PREV, ROW) == expected
+    expected = hashlib.sha256(
+        f"{PREV}\n{canonical}\n{DEBIT_DEF}\n{CREDIT_DEF}".encode()
+    ).hexdigest()
+    assert chain_hash(PREV, ROW, DEBIT_DEF, CREDIT_DEF) == expected
 
 
 def test_chain_hash_ignores_fields_it_does_not_cover() -> None:
-    assert chain_hash(PREV, {**ROW, "hash": "x" * 64, "replayed": True}) == chain_hash(PREV, ROW)
+    assert chain_hash(
+        PREV, {**ROW, "hash": "x" * 64, "replayed": True}, DEBIT_DEF, CREDIT_DEF
+    ) == chain_hash(PREV, ROW, DEBIT_DEF, CREDIT_DEF)
 
 
 @pytest.mark.parametrize("field", rules.HASHED_FIELDS)
 def test_chain_hash_changes_with_every_hashed_field(field: str) -> None:
-    assert chain_hash(PREV, {**ROW, field: CHANGED[field]}) != chain_hash(PREV, ROW)
+    assert chain_hash(PREV, {**ROW, field: CHANGED[field]}, DEBIT_DEF, CREDIT_DEF) != chain_hash(
+        PREV, ROW, DEBIT_DEF, CREDIT_DEF
+    )
 
 
 @pytest.mark.parametrize("field", ["memo", "ref_type", "ref_id", "pending_id", "expires_at"])
 def test_chain_hash_tells_a_missing_value_from_an_empty_or_zero_one(field: str) -> None:
     empty = 0 if field == "pending_id" else ""
-    hashes = {chain_hash(PREV, {**ROW, field: v}) for v in (None, empty, "null")}
+    hashes = {
+        chain_hash(PREV, {**ROW, field: v}, DEBIT_DEF, CREDIT_DEF) for v in (None, empty, "null")
+    }
     assert len(hashes) == 3
 
 
 def test_chain_hash_depends_on_the_previous_hash() -> None:
-    assert chain_hash(PREV, ROW) != chain_hash(rules.GENESIS_HASH, ROW)
-    assert chain_hash(PREV, ROW) != chain_hash("ab" * 31 + "ac", ROW)
+    assert chain_hash(PREV, ROW, DEBIT_DEF, CREDIT_DEF) != chain_hash(
+        rules.GENESIS_HASH, ROW, DEBIT_DEF, CREDIT_DEF
+    )
+    assert chain_hash(PREV, ROW, DEBIT_DEF, CREDIT_DEF) != chain_hash(
+        "ab" * 31 + "ac", ROW, DEBIT_DEF, CREDIT_DEF
+    )
 
 
 def test_chain_hash_links_each_transfer_to_all_before_it() -> None:
@@ -222,12 +266,12 @@ def test_chain_hash_links_each_transfer_to_all_before_it() -> None:
     chain = []
     prev = rules.GENESIS_HASH
     for row in rows:
-        prev = chain_hash(prev, row)
+        prev = chain_hash(prev, row, DEBIT_DEF, CREDIT_DEF)
         chain.append(prev)
     # Changing the first transfer changes the hash of the last one, computed over the chain.
-    prev = chain_hash(rules.GENESIS_HASH, {**rows[0], "amount": 1})
+    prev = chain_hash(rules.GENESIS_HASH, {**rows[0], "amount": 1}, DEBIT_DEF, CREDIT_DEF)
     for row in rows[1:]:
-        prev = chain_hash(prev, row)
+        prev = chain_hash(prev, row, DEBIT_DEF, CREDIT_DEF)
     assert prev != chain[-1]
 
 
