@@ -12,7 +12,10 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from mdfledger.db import UTCDateTime
+# Frozen here rather than imported, so later changes to the app's types cannot rewrite history:
+# timestamptz on PostgreSQL, DATETIME text on SQLite (as mdfledger.db.UTCDateTime stores them).
+UTCDateTime = sa.DateTime(timezone=True)
+
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -49,8 +52,8 @@ def upgrade() -> None:
         sa.Column(
             "credits_posted", sa.BigInteger().with_variant(sa.INTEGER(), "sqlite"), nullable=False
         ),
-        sa.Column("created_at", UTCDateTime(), nullable=False),
-        sa.Column("closed_at", UTCDateTime(), nullable=True),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("closed_at", UTCDateTime, nullable=True),
         sa.CheckConstraint(
             "kind IN ('funding', 'budget', 'accrual_source', 'partner_fund', 'claims_payable', 'payouts_in_transit', 'settled', 'expired')",
             name=op.f("ck_ledger_accounts_kind"),
@@ -93,7 +96,7 @@ def upgrade() -> None:
             "last_transfer_id", sa.BigInteger().with_variant(sa.INTEGER(), "sqlite"), nullable=False
         ),
         sa.Column("last_hash", sa.String(length=64), nullable=False),
-        sa.Column("last_created_at", UTCDateTime(), nullable=True),
+        sa.Column("last_created_at", UTCDateTime, nullable=True),
         sa.CheckConstraint("id = 1", name=op.f("ck_ledger_chain_single_row")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_chain")),
     )
@@ -150,9 +153,9 @@ def upgrade() -> None:
         sa.Column(
             "reverses_id", sa.BigInteger().with_variant(sa.INTEGER(), "sqlite"), nullable=True
         ),
-        sa.Column("expires_at", UTCDateTime(), nullable=True),
+        sa.Column("expires_at", UTCDateTime, nullable=True),
         sa.Column("effective_date", sa.Date(), nullable=False),
-        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
         sa.Column("ref_type", sa.String(length=40), nullable=True),
         sa.Column("ref_id", sa.String(length=64), nullable=True),
         sa.Column("memo", sa.Text(), nullable=True),
