@@ -5,6 +5,7 @@ No database here: the service loads state, these functions decide, the service w
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -113,6 +114,7 @@ def limit_breach(limits: Limits, b: Balances) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)  # a batch shares one created_at and a few dates
 def _iso(value: object) -> str:
     if isinstance(value, date | datetime):
         return value.isoformat()

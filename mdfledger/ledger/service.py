@@ -403,7 +403,7 @@ class _Batch:
         self.written: dict[str, dict[str, Any]] = {}
         self.rows: list[dict[str, Any]] = []
         self.entries: list[tuple[Any, ...]] = []
-        self.days: dict[tuple[int, date], rules.Balances] = {}
+        self.days: dict[tuple[int, date], list[int]] = {}
 
     # deciding ----------------------------------------------------------------------------------
 
@@ -447,10 +447,14 @@ class _Batch:
                 (account.id, row["id"], side, row["effective_date"], pending_delta, posted_delta,
                  *account.balances.as_tuple())
             )  # fmt: skip
-            day = (account.id, row["effective_date"])
-            self.days[day] = self.days.get(day, rules.Balances()).moved(
-                side, pending_delta, posted_delta
-            )
+            # Changes per (account, day) as [debits_pending, debits_posted, credits_pending,
+            # credits_posted], summed in place: this runs twice per transfer.
+            day = self.days.get((account.id, row["effective_date"]))
+            if day is None:
+                day = self.days[(account.id, row["effective_date"])] = [0, 0, 0, 0]
+            first = 0 if side == "debit" else 2
+            day[first] += pending_delta
+            day[first + 1] += posted_delta
         if row["pending_id"]:
             self.resolved[row["pending_id"]] = row["type"]
         if row["reverses_id"]:
@@ -636,7 +640,7 @@ class _Batch:
         writer.insert(Entry.__table__, self.entries)
         touched = sorted({e[0] for e in self.entries})
         writer.set_balances([(a, *self.accounts[a].balances.as_tuple()) for a in touched])
-        writer.add_days([(a, d, *delta.as_tuple()) for (a, d), delta in sorted(self.days.items())])
+        writer.add_days([(a, d, *delta) for (a, d), delta in sorted(self.days.items())])
         self.session.execute(
             update(ChainHead)
             .where(ChainHead.id == 1)
