@@ -164,7 +164,12 @@ ACCOUNT_HASHED_FIELDS = (
 
 
 def account_definition(account: Mapping[str, Any]) -> str:
-    return _CANONICAL.encode([account[name] for name in ACCOUNT_HASHED_FIELDS])
+    return _definition(tuple(account[name] for name in ACCOUNT_HASHED_FIELDS))
+
+
+@functools.lru_cache(maxsize=65536)  # every batch re-reads its accounts; most are not new
+def _definition(values: tuple[Any, ...]) -> str:
+    return _CANONICAL.encode(list(values))
 
 
 def chain_hash(prev_hash: str, row: Mapping[str, Any], debit_def: str, credit_def: str) -> str:

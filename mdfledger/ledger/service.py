@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import any_, bindparam, select, update
@@ -67,7 +68,7 @@ _ACCOUNT_FIXED = (
     "debits_must_not_exceed_credits", "credits_must_not_exceed_debits",
 )  # fmt: skip
 
-_TRANSFER_COLUMNS = tuple(c.name for c in Transfer.__table__.columns)
+_TRANSFER_COLUMNS = itemgetter(*(c.name for c in Transfer.__table__.columns))  # row -> tuple
 _GIVEN_WITHOUT_DATE = frozenset({"type", "memo"})
 _GIVEN_WITH_DATE = _GIVEN_WITHOUT_DATE | {"effective_date"}
 _GIVEN_NEW = frozenset(
@@ -634,9 +635,7 @@ class _Batch:
         if not self.rows:
             return
         writer = BulkWriter(self.session)
-        writer.insert(
-            Transfer.__table__, [tuple(r[c] for c in _TRANSFER_COLUMNS) for r in self.rows]
-        )
+        writer.insert(Transfer.__table__, [_TRANSFER_COLUMNS(r) for r in self.rows])
         writer.insert(Entry.__table__, self.entries)
         touched = sorted({e[0] for e in self.entries})
         writer.set_balances([(a, *self.accounts[a].balances.as_tuple()) for a in touched])
