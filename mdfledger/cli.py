@@ -11,10 +11,12 @@ import sys
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup, with_appcontext
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.serving import run_simple
 
 from mdfledger import jobs, ledger, migrate
 from mdfledger.db import get_read_session, session_factory
+from mdfledger.errors import DomainError
 
 
 def _database_url() -> str:
@@ -162,7 +164,23 @@ def _create_app() -> Flask:
     return create_app()
 
 
-cli = FlaskGroup(create_app=_create_app, help="mdfledger: the MDF and co-op funds ledger.")
+class _Cli(FlaskGroup):
+    """Turns the errors users can cause into a one-line message and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except DomainError as exc:
+            raise click.ClickException(exc.message) from exc
+        except SQLAlchemyError as exc:
+            cause = getattr(exc, "orig", None) or exc
+            raise click.ClickException(
+                f"database error: {str(cause).splitlines()[0]} (is MDFLEDGER_DATABASE_URL right,"
+                " and the database migrated with `mdfledger db upgrade`?)"
+            ) from exc
+
+
+cli = _Cli(create_app=_create_app, help="mdfledger: the MDF and co-op funds ledger.")
 
 
 def main() -> None:

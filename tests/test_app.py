@@ -192,3 +192,17 @@ def test_serve_starts_the_web_app_on_loopback(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_the_command_reports_an_unmigrated_database_in_one_line(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "MDFLEDGER_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}",
+        "MDFLEDGER_INSTANCE_PATH": str(tmp_path),
+    }
+    command = [sys.executable, "-c", "from mdfledger.cli import main; main()", "verify-ledger"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "Error: database error: no such table" in result.stderr
+    assert "mdfledger db upgrade" in result.stderr
