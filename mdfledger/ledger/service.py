@@ -366,7 +366,7 @@ class _Batch:
     def __init__(
         self, session: Session, actor: Actor, now: datetime, commands: Sequence[Command]
     ) -> None:
-        self.session, self.actor, self.now = session, actor, now
+        self.session, self.actor = session, actor
         self.today = now.date()
         # Transfers are immutable, so what commands refer to can be read before taking locks.
         referred = {
@@ -596,7 +596,9 @@ class _Batch:
         for field in ("debit_account_id", "credit_account_id"):
             if self.accounts[row[field]].closed:
                 raise AccountClosed(f"account {row[field]} is closed", account_id=row[field])
-        if row["expires_at"] is not None and row["expires_at"] <= self.now:
+        # Deadlines are judged at the time the transfer is recorded with, so the journal itself
+        # shows every post and void before its deadline and every expiry after it.
+        if row["expires_at"] is not None and row["expires_at"] <= self.created_at:
             raise InvalidTransfer("expires_at must be in the future", field="expires_at")
         target_id = row["pending_id"] or row["reverses_id"]
         if target_id is not None and row["effective_date"] < (
@@ -622,7 +624,7 @@ class _Batch:
                 resolution=self.resolved[pending_id],
             )
         expires_at = self.referred[pending_id]["expires_at"]
-        expired = expires_at is not None and self.now >= expires_at
+        expired = expires_at is not None and self.created_at >= expires_at
         if expired != (row["type"] == T.EXPIRE):
             raise PendingNotOpen(
                 f"pending transfer {pending_id} "

@@ -127,6 +127,11 @@ def _verify(session: Session, report: VerifyReport, check: _Checker) -> None:
                 check.problem(f"transfer {tid}: resolves {t['pending_id']}, which is not open")
                 continue
             pending_amount = pending["amount"]
+            deadline = pending["expires_at"]
+            if deadline is not None and (t["created_at"] >= deadline) != (t["type"] == T.EXPIRE):
+                check.problem(
+                    f"transfer {tid}: resolves {pending['id']} on the wrong side of its deadline"
+                )
             if (pending["debit_account_id"], pending["credit_account_id"]) != (
                 t["debit_account_id"],
                 t["credit_account_id"],
