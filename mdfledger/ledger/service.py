@@ -1,10 +1,11 @@
 """Ledger writes: open and close accounts, and apply batches of transfers atomically.
 
-Every write goes through `execute`: it loads what the commands refer to, locks the touched
-accounts (sorted by id, so concurrent writers cannot deadlock) and then the chain head (one row,
-so transfers get gap-free ids and a single hash chain), decides each command with the pure rules,
-and writes everything with a handful of bulk statements. It flushes, never commits: the caller's
-request, command or job owns the transaction.
+Every write goes through `execute`: it checks each command's shape, loads what the commands
+refer to, locks the chain head (one row: gap-free ids, a single hash chain, and a total order
+of writers, so no lock cycle can form) and then the touched accounts in id order, decides each
+command with the pure rules, and writes everything with a handful of bulk statements
+(`writer.py`). It flushes, never commits: the caller's request, command or job owns the
+transaction.
 """
 
 from __future__ import annotations
