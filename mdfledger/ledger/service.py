@@ -320,9 +320,9 @@ def execute(
         except LedgerError as error:
             failures.append(TransferFailure(index, str(getattr(command, "key", "")), error))
     session.flush()
-    with _collector_paused():
-        # The well-formed rest is still decided, so the caller learns every failure at once.
-        batch = _Batch(session, actor, now, [command for _, command in well_formed])
+    # The well-formed rest is still decided, so the caller learns every failure at once.
+    batch = _Batch(session, actor, now, [command for _, command in well_formed])
+    with _collector_paused():  # not while waiting for locks: only the CPU-bound part
         results: list[TransferRecord] = []
         for index, command in well_formed:
             try:

@@ -101,6 +101,7 @@ def _check_range(start: object, end: object, after: object, limit: object, chunk
         and is_date(after[0])
         and all(isinstance(v, int) and not isinstance(v, bool) for v in after[1:])
         and start <= after[0] <= end
+        and after[1] <= after[2]
     ):
         raise ValidationError("cursor is not one of this statement's lines", field="after")
     for name, value in (("limit", limit), ("chunk", chunk)):
