@@ -103,7 +103,7 @@ def make_session_factory(engine: Engine, *, read_only: bool = False) -> sessionm
 
 
 # Every feature's models module, so Alembic and the schema check see the whole schema.
-MODEL_MODULES = ("mdfledger.ledger.models",)
+MODEL_MODULES = ("mdfledger.ledger.models", "mdfledger.auth.models")
 
 
 def load_models() -> MetaData:

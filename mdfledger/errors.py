@@ -34,3 +34,13 @@ class NotFound(DomainError):
 class Conflict(DomainError):
     code = "conflict"
     http_status = 409
+
+
+class Unauthorized(DomainError):
+    code = "unauthorized"
+    http_status = 401
+
+
+class Forbidden(DomainError):
+    code = "forbidden"
+    http_status = 403

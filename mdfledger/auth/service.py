@@ -1,0 +1,158 @@
+"""Users and API tokens: create, authenticate, disable, issue and revoke. Never commits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mdfledger.actor import Actor
+from mdfledger.auth import rules
+from mdfledger.auth.models import ApiToken, Role, User
+from mdfledger.clock import ensure_utc, utcnow
+from mdfledger.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationError
+
+BAD_CREDENTIALS = "e-mail or password is wrong"  # the same words whichever one was wrong
+
+
+def create_user(
+    session: Session,
+    actor: Actor,
+    *,
+    email: str,
+    name: str,
+    role: str,
+    password: str,
+    partner_id: int | None = None,
+    now: datetime | None = None,
+) -> User:
+    address = rules.normalise_email(email)
+    if address is None:
+        raise ValidationError(f"{email!r} is not an e-mail address", field="email")
+    if not isinstance(name, str) or not 0 < len(name.strip()) <= 200:
+        raise ValidationError("a name of 1 to 200 characters is needed", field="name")
+    if role not in set(Role):
+        raise ValidationError(f"role must be one of {', '.join(Role)}", field="role")
+    if (role == Role.PARTNER) != (partner_id is not None):
+        raise ValidationError(
+            "partner users belong to one partner organisation; staff to none", field="partner_id"
+        )
+    if problem := rules.password_problem(password):
+        raise ValidationError(problem, field="password")
+    if session.scalar(select(User.id).where(User.email == address)) is not None:
+        raise Conflict(f"a user with e-mail {address} already exists", field="email")
+    user = User(
+        email=address,
+        name=name.strip(),
+        role=str(role),
+        partner_id=partner_id,
+        password_hash=rules.hash_password(password),
+        created_at=ensure_utc(now or utcnow()),
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def authenticate(
+    session: Session, email: str, password: str, *, now: datetime | None = None
+) -> User:
+    """The active user with these credentials; raises Unauthorized with one message for all."""
+    address = rules.normalise_email(email)
+    user = session.scalar(select(User).where(User.email == address)) if address else None
+    if not rules.password_matches(user.password_hash if user else None, str(password)):
+        raise Unauthorized(BAD_CREDENTIALS)
+    assert user is not None
+    if not user.is_active:
+        raise Unauthorized("this account is disabled; ask an administrator")
+    if rules.needs_rehash(user.password_hash):
+        user.password_hash = rules.hash_password(password)
+    user.last_login_at = ensure_utc(now or utcnow())
+    session.flush()
+    return user
+
+
+def disable_user(
+    session: Session, actor: Actor, user_id: int, *, now: datetime | None = None
+) -> User:
+    user = _user(session, user_id)
+    if user.disabled_at is None:
+        user.disabled_at = ensure_utc(now or utcnow())
+        for token in session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)):
+            token.revoked_at = token.revoked_at or user.disabled_at
+        session.flush()
+    return user
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: ApiToken
+    secret: str  # shown to the user once; only its hash is kept
+
+
+def issue_token(
+    session: Session,
+    actor: Actor,
+    user_id: int,
+    *,
+    name: str,
+    role: str | None = None,
+    now: datetime | None = None,
+) -> IssuedToken:
+    user = _user(session, user_id)
+    if not user.is_active:
+        raise Conflict("a disabled user cannot get new tokens")
+    role = role or user.role
+    if role not in set(Role) or not rules.may_delegate(user.role, role):
+        raise Forbidden(f"a {user.role} user cannot issue a {role} token", field="role")
+    if not isinstance(name, str) or not 0 < len(name.strip()) <= 100:
+        raise ValidationError("a token name of 1 to 100 characters is needed", field="name")
+    secret = rules.new_token()
+    token = ApiToken(
+        user_id=user.id,
+        name=name.strip(),
+        prefix=secret[:12],
+        token_hash=rules.token_hash(secret),
+        role=str(role),
+        created_at=ensure_utc(now or utcnow()),
+    )
+    session.add(token)
+    session.flush()
+    return IssuedToken(token, secret)
+
+
+def authenticate_token(
+    session: Session, secret: str, *, now: datetime | None = None
+) -> tuple[User, ApiToken]:
+    """The user and token behind a bearer secret; raises Unauthorized when it is not live."""
+    if not isinstance(secret, str) or not secret.startswith(rules.TOKEN_PREFIX):
+        raise Unauthorized("not an mdfledger API token")
+    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == rules.token_hash(secret)))
+    if token is None or token.revoked_at is not None:
+        raise Unauthorized("this API token is unknown or revoked")
+    user = _user(session, token.user_id)
+    if not user.is_active:
+        raise Unauthorized("this API token's user is disabled")
+    token.last_used_at = ensure_utc(now or utcnow())
+    session.flush()
+    return user, token
+
+
+def revoke_token(
+    session: Session, actor: Actor, token_id: int, *, now: datetime | None = None
+) -> ApiToken:
+    token = session.get(ApiToken, token_id) if isinstance(token_id, int) else None
+    if token is None:
+        raise NotFound(f"API token {token_id!r} does not exist")
+    token.revoked_at = token.revoked_at or ensure_utc(now or utcnow())
+    session.flush()
+    return token
+
+
+def _user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id) if isinstance(user_id, int) else None
+    if user is None:
+        raise NotFound(f"user {user_id!r} does not exist")
+    return user
