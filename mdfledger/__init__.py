@@ -26,15 +26,25 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         SECRET_KEY=settings.secret_key,
         MDFLEDGER=settings,
         TESTING=settings.env == "test",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.is_production,
+        RATELIMIT_STORAGE_URI=settings.ratelimit_storage_url,
     )
 
     from mdfledger import db
+    from mdfledger.extensions import csrf, limiter, login_manager
 
     db.init_app(app, settings.database_url, echo=settings.sql_echo)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    limiter.init_app(app)
 
+    from mdfledger.auth.web import bp as auth_bp
     from mdfledger.web import bp as web_bp
 
     app.register_blueprint(web_bp)
+    app.register_blueprint(auth_bp)
 
     from mdfledger.cli import register_commands
 

@@ -26,6 +26,7 @@ class Settings:
     database_url: str = ""
     instance_path: Path = field(default_factory=lambda: PROJECT_ROOT / "instance")
     sql_echo: bool = False
+    ratelimit_storage_url: str = "memory://"  # redis://... to share counters between workers
 
     @property
     def is_production(self) -> bool:
@@ -41,6 +42,7 @@ class Settings:
             database_url=env.get("MDFLEDGER_DATABASE_URL") or _default_database_url(instance_path),
             instance_path=instance_path,
             sql_echo=env.get("MDFLEDGER_SQL_ECHO", "") in {"1", "true", "yes"},
+            ratelimit_storage_url=env.get("MDFLEDGER_RATELIMIT_STORAGE_URL", "memory://"),
         )
 
     def validate(self) -> None:
