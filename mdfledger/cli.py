@@ -14,9 +14,13 @@ from flask.cli import AppGroup, FlaskGroup, with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.serving import run_simple
 
-from mdfledger import jobs, ledger, migrate
-from mdfledger.db import get_read_session, session_factory
+from mdfledger import auth, jobs, ledger, migrate
+from mdfledger.actor import Actor
+from mdfledger.auth import Role
+from mdfledger.db import get_read_session, get_session, session_factory
 from mdfledger.errors import DomainError
+
+_CLI_ACTOR = Actor.system("cli")
 
 
 def _database_url() -> str:
@@ -93,6 +97,38 @@ def expire_pending(batch_size: int) -> None:
     click.echo(f"expired {total} pending transfer(s)")
 
 
+@click.group("users", cls=AppGroup)
+def users_group() -> None:
+    """People who sign in: create and disable them."""
+
+
+@users_group.command("create")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
+@click.option("--partner-id", type=int, help="The partner organisation of a partner user.")
+@click.password_option(help="Asked for when not given (at least 12 characters).")
+def users_create(email: str, name: str, role: str, partner_id: int | None, password: str) -> None:
+    """Create a user who signs in with e-mail and password."""
+    session = get_session()
+    user = auth.create_user(
+        session, _CLI_ACTOR, email=email, name=name, role=role, password=password,
+        partner_id=partner_id,
+    )  # fmt: skip
+    session.commit()
+    click.echo(f"created {user.role} user {user.email} (id {user.id})")
+
+
+@users_group.command("disable")
+@click.argument("email")
+def users_disable(email: str) -> None:
+    """Stop a user from signing in, and revoke their API tokens."""
+    session = get_session()
+    user = auth.disable_user(session, _CLI_ACTOR, auth.user_by_email(session, email).id)
+    session.commit()
+    click.echo(f"disabled {user.email}")
+
+
 @click.group("bench")
 def bench_group() -> None:
     """Benchmarks (figures in docs/benchmarks.md)."""
@@ -154,7 +190,8 @@ def serve(host: str, port: int) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    for command in (db_group, verify_ledger_command, ledger_group, bench_group, serve):
+    commands = (db_group, verify_ledger_command, ledger_group, users_group, bench_group, serve)
+    for command in commands:
         app.cli.add_command(command)
 
 

@@ -9,6 +9,7 @@ from mdfledger.auth.service import (
     disable_user,
     issue_token,
     revoke_token,
+    user_by_email,
 )
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "disable_user",
     "issue_token",
     "revoke_token",
+    "user_by_email",
 ]

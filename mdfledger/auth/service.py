@@ -151,6 +151,14 @@ def revoke_token(
     return token
 
 
+def user_by_email(session: Session, email: str) -> User:
+    address = rules.normalise_email(email)
+    user = session.scalar(select(User).where(User.email == address)) if address else None
+    if user is None:
+        raise NotFound(f"no user has e-mail {email!r}", field="email")
+    return user
+
+
 def _user(session: Session, user_id: int) -> User:
     user = session.get(User, user_id) if isinstance(user_id, int) else None
     if user is None:

@@ -90,3 +90,47 @@ def test_sign_in_attempts_are_rate_limited(app: Flask) -> None:
     statuses = [sign_in(client, "fin@example.com", "wrong password").status_code for _ in range(11)]
     assert statuses[:10] == [401] * 10
     assert statuses[10] == 429
+
+
+def test_a_view_for_some_roles_sends_others_to_sign_in_or_refuses_them(app: Flask) -> None:
+    from mdfledger.auth.access import require_roles
+
+    @app.get("/finance-only")
+    @require_roles(Role.FINANCE)
+    def finance_only() -> str:
+        return "ledger desk"
+
+    @app.get("/admin-only")
+    @require_roles(Role.ADMIN)
+    def admin_only() -> str:
+        return "users"
+
+    client = app.test_client()
+    assert client.get("/finance-only").status_code == 302  # to the sign-in page
+    sign_in(client, "fin@example.com", PASSWORD)
+    assert client.get("/finance-only").get_data(as_text=True) == "ledger desk"
+    assert client.get("/admin-only").status_code == 403
+
+
+def test_the_command_creates_and_disables_users(app: Flask) -> None:
+    runner = app.test_cli_runner()
+    result = runner.invoke(
+        args=["users", "create", "--email", "Ada@Example.com", "--name", "Ada", "--role", "admin",
+              "--password", PASSWORD],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "created admin user ada@example.com" in result.output
+    assert sign_in(app.test_client(), "ada@example.com", PASSWORD).status_code == 302
+    result = runner.invoke(args=["users", "disable", "ada@example.com"])
+    assert result.exit_code == 0, result.output
+    assert sign_in(app.test_client(), "ada@example.com", PASSWORD).status_code == 401
+
+
+def test_the_command_refuses_a_short_password_and_creates_nothing(app: Flask) -> None:
+    runner = app.test_cli_runner()
+    result = runner.invoke(
+        args=["users", "create", "--email", "b@example.com", "--name", "B", "--role", "finance",
+              "--password", "short"],
+    )  # fmt: skip
+    assert result.exit_code != 0
+    assert sign_in(app.test_client(), "b@example.com", "short").status_code in (400, 401)
