@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +23,11 @@ NAMING_CONVENTION = {
 
 # BIGINT on PostgreSQL; INTEGER on SQLite, where only INTEGER PRIMARY KEY aliases the rowid.
 BigInt = BigInteger().with_variant(sqlite.INTEGER(), "sqlite")
+
+
+def one_of(column: str, values: Iterable[str]) -> str:
+    """SQL for a CHECK that `column` holds one of `values` (an enum's members, say)."""
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
 
 
 class Base(DeclarativeBase):

@@ -8,7 +8,7 @@ from enum import StrEnum
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from mdfledger.db import Base, BigInt, UTCDateTime
+from mdfledger.db import Base, BigInt, UTCDateTime, one_of
 
 
 class Role(StrEnum):
@@ -21,7 +21,7 @@ class Role(StrEnum):
 class User(Base):
     __tablename__ = "users"
     __table_args__ = (
-        CheckConstraint("role IN (" + ", ".join(f"'{r.value}'" for r in Role) + ")", name="role"),
+        CheckConstraint(one_of("role", Role), name="role"),
         # A partner user belongs to exactly one partner organisation; staff to none.
         CheckConstraint("(role = 'partner') = (partner_id IS NOT NULL)", name="partner_scope"),
         Index("ix_users_partner_id", "partner_id"),
@@ -46,9 +46,7 @@ class ApiToken(Base):
     """A token for integrations: only its SHA-256 is stored; the secret is shown once."""
 
     __tablename__ = "api_tokens"
-    __table_args__ = (
-        CheckConstraint("role IN (" + ", ".join(f"'{r.value}'" for r in Role) + ")", name="role"),
-    )
+    __table_args__ = (CheckConstraint(one_of("role", Role), name="role"),)
 
     id: Mapped[int] = mapped_column(BigInt, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)

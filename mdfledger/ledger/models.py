@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from mdfledger.db import Base, BigInt, UTCDateTime
+from mdfledger.db import Base, BigInt, UTCDateTime, one_of
 
 
 class AccountKind(StrEnum):
@@ -41,15 +41,11 @@ class TransferType(StrEnum):
     EXPIRE = "expire"  # resolves a pending transfer whose deadline passed
 
 
-def _in(column: str, values: type[StrEnum]) -> str:
-    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
-
-
 class Account(Base):
     __tablename__ = "ledger_accounts"
     __table_args__ = (
         UniqueConstraint("id", "currency"),  # target of the transfers' same-currency foreign keys
-        CheckConstraint(_in("kind", AccountKind), name="kind"),
+        CheckConstraint(one_of("kind", AccountKind), name="kind"),
         CheckConstraint("length(currency) = 3", name="currency"),
         CheckConstraint(
             "debits_pending >= 0 AND debits_posted >= 0 AND credits_pending >= 0"
@@ -106,7 +102,7 @@ class Transfer(Base):
         ),
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("debit_account_id <> credit_account_id", name="two_accounts"),
-        CheckConstraint(_in("type", TransferType), name="type"),
+        CheckConstraint(one_of("type", TransferType), name="type"),
         CheckConstraint(
             "(pending_id IS NULL) = (type IN ('single', 'pending'))",
             name="resolution_names_pending",
