@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
-
-Clock = Callable[[], datetime]
 
 
 def utcnow() -> datetime:

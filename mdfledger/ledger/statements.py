@@ -104,11 +104,9 @@ def _check_range(start: object, end: object, after: object, limit: object, chunk
         and after[1] <= after[2]
     ):
         raise ValidationError("cursor is not one of this statement's lines", field="after")
-    for name, value in (("limit", limit), ("chunk", chunk)):
-        if value is not None and (not isinstance(value, int) or value < 1):
+    for name, value, optional in (("limit", limit, True), ("chunk", chunk, False)):
+        if (value is not None or not optional) and (not isinstance(value, int) or value < 1):
             raise ValidationError(f"{name} must be a positive integer", field=name)
-    if chunk is None:
-        raise ValidationError("chunk must be a positive integer", field="chunk")
 
 
 def _written_after(

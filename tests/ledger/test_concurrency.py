@@ -46,16 +46,23 @@ class Tally:
     errors: list[BaseException] = field(default_factory=list)
 
 
-def open_accounts(session: Session, actor: Actor, *specs: tuple[str, str, bool]) -> list[int]:
-    ids = []
-    for key, kind, limited in specs:
-        account = ledger.open_account(
+def open_book(session: Session, actor: Actor, funds: int = 0) -> tuple[int, int, int]:
+    """A budget, a limited partner fund holding `funds`, and claims payable; committed."""
+    budget, fund, claims = (
+        ledger.open_account(
             session, actor, key=key, name=key, kind=kind, currency="USD",
-            debits_must_not_exceed_credits=limited,
-        )  # fmt: skip
-        ids.append(account.id)
+            debits_must_not_exceed_credits=kind == AccountKind.PARTNER_FUND,
+        ).id
+        for key, kind in (
+            ("budget", AccountKind.BUDGET),
+            ("fund", AccountKind.PARTNER_FUND),
+            ("claims", AccountKind.CLAIMS_PAYABLE),
+        )
+    )  # fmt: skip
+    if funds:
+        ledger.transfer(session, actor, NewTransfer("allocate", budget, fund, funds, "allocation"))
     session.commit()
-    return ids
+    return budget, fund, claims
 
 
 def run_threads(target: Callable[[int], None], count: int = THREADS) -> None:
@@ -72,15 +79,7 @@ def run_threads(target: Callable[[int], None], count: int = THREADS) -> None:
 def test_concurrent_reservations_never_overdraw_a_fund(
     session_factory: sessionmaker[Session], session: Session, actor: Actor
 ) -> None:
-    budget, fund, claims = open_accounts(
-        session,
-        actor,
-        ("budget", AccountKind.BUDGET, False),
-        ("fund", AccountKind.PARTNER_FUND, True),
-        ("claims", AccountKind.CLAIMS_PAYABLE, False),
-    )
-    ledger.transfer(session, actor, NewTransfer("allocate", budget, fund, FUND, "allocation"))
-    session.commit()
+    _budget, fund, claims = open_book(session, actor, FUND)
 
     tallies = [Tally() for _ in range(THREADS)]
     barrier = threading.Barrier(THREADS + 1)  # the workers and the watcher start together
@@ -168,12 +167,7 @@ def test_concurrent_reservations_never_overdraw_a_fund(
 def test_concurrent_replays_of_one_key_write_one_transfer(
     session_factory: sessionmaker[Session], session: Session, actor: Actor
 ) -> None:
-    budget, fund = open_accounts(
-        session,
-        actor,
-        ("budget", AccountKind.BUDGET, False),
-        ("fund", AccountKind.PARTNER_FUND, True),
-    )
+    budget, fund, _claims = open_book(session, actor)
     for round_ in range(5):  # several rounds: a race may not show the first time
         key = f"allocation-{round_}"
         command = NewTransfer(key, budget, fund, 500, "allocation")
@@ -212,15 +206,7 @@ def test_concurrent_resolutions_of_one_reservation_apply_once(
     session_factory: sessionmaker[Session], session: Session, actor: Actor
 ) -> None:
     """Eight threads post (for different amounts) or void the same hold: exactly one wins."""
-    budget, fund, claims = open_accounts(
-        session,
-        actor,
-        ("budget", AccountKind.BUDGET, False),
-        ("fund", AccountKind.PARTNER_FUND, True),
-        ("claims", AccountKind.CLAIMS_PAYABLE, False),
-    )
-    ledger.transfer(session, actor, NewTransfer("allocate", budget, fund, 10_000, "allocation"))
-    session.commit()
+    _budget, fund, claims = open_book(session, actor, 10_000)
     posted = 0
     for round_ in range(5):
         hold = ledger.reserve(
