@@ -11,6 +11,7 @@ class Actor:
     kind: Literal["user", "system"]
     id: str
     role: str | None = None
+    partner_id: int | None = None  # set for partner users: every query they reach is scoped to it
 
     @classmethod
     def system(cls, name: str) -> Actor:

@@ -32,4 +32,4 @@ def require_roles(*roles: str) -> Callable[[F], F]:
 
 def request_actor() -> Actor:
     """The signed-in user as the services' Actor."""
-    return Actor("user", str(current_user.id), current_user.role)
+    return Actor("user", str(current_user.id), current_user.role, current_user.partner_id)

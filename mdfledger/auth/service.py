@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import column, select, table
 from sqlalchemy.orm import Session
 
 from mdfledger.actor import Actor
@@ -39,6 +39,8 @@ def create_user(
         raise ValidationError(
             "partner users belong to one partner organisation; staff to none", field="partner_id"
         )
+    if partner_id is not None and not _partner_exists(session, partner_id):
+        raise ValidationError(f"partner {partner_id!r} does not exist", field="partner_id")
     if problem := rules.password_problem(password):
         raise ValidationError(problem, field="password")
     if session.scalar(select(User.id).where(User.email == address)) is not None:
@@ -157,6 +159,14 @@ def user_by_email(session: Session, email: str) -> User:
     if user is None:
         raise NotFound(f"no user has e-mail {email!r}", field="email")
     return user
+
+
+def _partner_exists(session: Session, partner_id: object) -> bool:
+    # By table name, not model: auth sits below the programs package that defines partners.
+    partners = table("partners", column("id"))
+    if not isinstance(partner_id, int) or isinstance(partner_id, bool) or partner_id < 1:
+        return False
+    return session.scalar(select(partners.c.id).where(partners.c.id == partner_id)) is not None
 
 
 def _user(session: Session, user_id: int) -> User:

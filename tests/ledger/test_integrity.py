@@ -189,7 +189,7 @@ def test_an_accounts_balances_and_closing_time_stay_writable_for_the_ledger(
     "sql",
     [
         "TRUNCATE ledger_entries",
-        "TRUNCATE ledger_transfers, ledger_entries",
+        "TRUNCATE ledger_transfers, ledger_entries CASCADE",
         "TRUNCATE ledger_accounts CASCADE",
     ],
 )
