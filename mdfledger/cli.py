@@ -6,7 +6,9 @@ Commands are thin: parse, call one service, commit, print.
 from __future__ import annotations
 
 import json
+import os
 import sys
+from typing import Any
 
 import click
 from flask import Flask, current_app
@@ -14,11 +16,13 @@ from flask.cli import AppGroup, FlaskGroup, with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.serving import run_simple
 
-from mdfledger import auth, jobs, ledger, migrate
+from mdfledger import auth, demo, jobs, ledger, migrate, programs
 from mdfledger.actor import Actor
 from mdfledger.auth import Role
+from mdfledger.csvfile import parse_date
 from mdfledger.db import get_read_session, get_session, session_factory
 from mdfledger.errors import DomainError
+from mdfledger.money import format_amount
 
 _CLI_ACTOR = Actor.system("cli")
 
@@ -106,11 +110,16 @@ def users_group() -> None:
 @click.option("--email", required=True)
 @click.option("--name", required=True)
 @click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
-@click.option("--partner-id", type=int, help="The partner organisation of a partner user.")
+@click.option(
+    "--partner", "partner_code", help="The partner organisation (code) of a partner user."
+)
 @click.password_option(help="Asked for when not given (at least 12 characters).")
-def users_create(email: str, name: str, role: str, partner_id: int | None, password: str) -> None:
+def users_create(email: str, name: str, role: str, partner_code: str | None, password: str) -> None:
     """Create a user who signs in with e-mail and password."""
     session = get_session()
+    partner_id = None
+    if partner_code is not None:
+        partner_id = programs.partner_by_code(session, _CLI_ACTOR, partner_code).id
     user = auth.create_user(
         session, _CLI_ACTOR, email=email, name=name, role=role, password=password,
         partner_id=partner_id,
@@ -180,17 +189,166 @@ def bench_ledger(sqlite: bool, postgres_url: str | None, transfers: int, as_json
         click.echo(f"total elapsed {elapsed:.1f} s")
 
 
+@click.group("funds", cls=AppGroup)
+def funds_group() -> None:
+    """Program funds: period-end expiry."""
+
+
+@funds_group.command("expire")
+def funds_expire() -> None:
+    """Period end: expire reservations past their claim deadline, then forfeit unspent funds
+    past their last usable day (per program policy). Safe to run hourly from a scheduler."""
+    run = jobs.run_period_end(session_factory())
+    click.echo(f"expired {run.reservations_expired} reservation(s)")
+    for fund in run.funds:
+        amount = format_amount(fund.amount, fund.currency)
+        click.echo(
+            f"forfeited {amount} {fund.currency}: {fund.partner_code} {fund.program_code}"
+            f" {fund.period_label}"
+        )
+    click.echo(f"forfeited {len(run.funds)} fund(s)")
+
+
+@click.group("import", cls=AppGroup)
+def import_group() -> None:
+    """Bulk imports from CSV: all rows or none, with a report line by line."""
+
+
+def _import(kind: str, program_code: str, path: str, period: str | None, **options: str) -> None:
+    data = _read_upload(path)
+    session = get_session()
+    program = programs.program_by_code(session, _CLI_ACTOR, program_code)
+    day = parse_date(period, "period") if period else None
+    run = programs.import_allocations if kind == "allocations" else programs.import_purchases
+    bar = _ProgressBar()
+    try:
+        report = run(
+            session, _CLI_ACTOR, program.id, data, filename=os.path.basename(path), day=day,
+            progress=bar, **options,
+        )  # fmt: skip
+    except programs.ImportRejected as rejected:
+        bar.close()
+        session.rollback()
+        for error in rejected.report.errors:
+            where = f"line {error.line}" if error.line else "file"
+            column = f" [{error.column}]" if error.column else ""
+            click.echo(f"{where}{column}: {error.message}", err=True)
+        raise click.ClickException(rejected.message) from None
+    bar.close()
+    session.commit()
+    currency = report.currency
+    click.echo(
+        f"import #{report.import_id}: {report.kind} into {report.program_code}"
+        f" {report.period_label} from {report.filename}"
+    )
+    click.echo(
+        f"rows {report.rows}, applied {report.applied}, skipped (imported before) {report.skipped},"
+        f" moved {format_amount(report.moved, currency)} {currency}"
+    )
+    for result in report.results:
+        if result.note:
+            click.echo(f"line {result.line} ({result.partner}): {result.note}")
+
+
+def _read_upload(path: str) -> bytes:
+    from mdfledger.csvfile import MAX_BYTES
+
+    if os.path.getsize(path) > MAX_BYTES:  # refuse before reading a huge file into memory
+        size = os.path.getsize(path) / 2**20
+        raise click.ClickException(f"{path} is {size:.1f} MB; the limit is {MAX_BYTES >> 20} MB")
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+class _ProgressBar:
+    """Import progress on stderr, one bar per stage; quiet when stderr is not a terminal."""
+
+    def __init__(self) -> None:
+        self.stage: str | None = None
+        self.bar: Any = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not sys.stderr.isatty():
+            return
+        if stage != self.stage:
+            self.close()
+            self.stage = stage
+            self.bar = click.progressbar(length=max(total, 1), label=stage, file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(done - self.bar.pos)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+@import_group.command("allocations")
+@click.argument("program")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--period", help="A date in the period to allocate for (default: today).")
+@click.option("--reason", default="bulk allocation", show_default=True)
+def import_allocations(program: str, csv_file: str, period: str | None, reason: str) -> None:
+    """Allocate to partners from CSV_FILE (partner, amount[, currency, reason])."""
+    _import("allocations", program, csv_file, period, reason=reason)
+
+
+@import_group.command("purchases")
+@click.argument("program")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--period", help="A date in the period the purchases belong to (default: today).")
+def import_purchases(program: str, csv_file: str, period: str | None) -> None:
+    """Accrue co-op funds on purchases in CSV_FILE (partner, reference, date, amount
+    [, product_line, currency]); rows imported before are skipped."""
+    _import("purchases", program, csv_file, period)
+
+
+@click.command("demo")
+@click.option("--if-empty", is_flag=True, help="Do nothing (but say so) when data exists.")
+@click.option("--reset-passwords", is_flag=True, help="Give the demo users new passwords.")
+def demo_command(if_empty: bool, reset_passwords: bool) -> None:
+    """Seed a demo: two programs, twenty partners, allocations, a purchase import, users."""
+    session = get_session()
+    if reset_passwords:
+        users = demo.reset_passwords(session)
+    elif if_empty and demo.is_seeded(session):
+        click.echo("demo: the database already has data; left as it is")
+        click.echo("demo: `mdfledger demo --reset-passwords` prints new passwords for its users")
+        return
+    else:
+        book = demo.seed(session)
+        users = book.users
+        click.echo(f"seeded programs {', '.join(book.programs)} with {book.partners} partners")
+        click.echo(f"allocated {book.allocated}; co-op accrued {book.accrued}")
+    session.commit()
+    click.echo("sign in with (passwords are shown only now):")
+    for user in users:
+        partner = f"  ({user.partner})" if user.partner else ""
+        click.echo(f"  {user.role:<8} {user.email:<32} {user.password}{partner}")
+
+
 @click.command("serve")
 @with_appcontext
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
-def serve(host: str, port: int) -> None:
+@click.option("--no-jobs", is_flag=True, help="Do not run the scheduled jobs in this process.")
+def serve(host: str, port: int, no_jobs: bool) -> None:
     """Start the web app (Flask's server; use gunicorn wsgi:app in production)."""
-    run_simple(host, port, current_app._get_current_object(), threaded=True)
+    scheduler = jobs.Scheduler(session_factory()) if not no_jobs else None
+    if scheduler is not None:  # the embedded default's jobs: period-end expiry, hourly
+        scheduler.start()
+    try:
+        run_simple(host, port, current_app._get_current_object(), threaded=True)
+    finally:
+        if scheduler is not None:
+            scheduler.stop()
 
 
 def register_commands(app: Flask) -> None:
-    commands = (db_group, verify_ledger_command, ledger_group, users_group, bench_group, serve)
+    commands = (
+        db_group, verify_ledger_command, ledger_group, users_group, funds_group, import_group,
+        demo_command, bench_group, serve,
+    )  # fmt: skip
     for command in commands:
         app.cli.add_command(command)
 

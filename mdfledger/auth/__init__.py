@@ -9,6 +9,7 @@ from mdfledger.auth.service import (
     disable_user,
     issue_token,
     revoke_token,
+    set_password,
     user_by_email,
 )
 
@@ -23,5 +24,6 @@ __all__ = [
     "disable_user",
     "issue_token",
     "revoke_token",
+    "set_password",
     "user_by_email",
 ]

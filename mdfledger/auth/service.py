@@ -88,6 +88,16 @@ def disable_user(
     return user
 
 
+def set_password(session: Session, actor: Actor, user_id: int, password: str) -> User:
+    """Give a user a new password (an admin reset, or the demo's fresh passwords)."""
+    user = _user(session, user_id)
+    if problem := rules.password_problem(password):
+        raise ValidationError(problem, field="password")
+    user.password_hash = rules.hash_password(password)
+    session.flush()
+    return user
+
+
 @dataclass(frozen=True)
 class IssuedToken:
     token: ApiToken
