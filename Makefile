@@ -14,9 +14,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Set up, migrate the SQLite database under instance/, start the app on 127.0.0.1:5000.
+## Set up, migrate the SQLite database under instance/, seed the demo on first run (it prints
+## the demo users' passwords), start the app on 127.0.0.1:5000.
 run: install
 	$(BIN)/mdfledger db upgrade
+	$(BIN)/mdfledger demo --if-empty
 	$(BIN)/mdfledger serve --host 127.0.0.1 --port 5000
 
 ## Lint, then the whole suite (PostgreSQL tests run when MDFLEDGER_TEST_POSTGRES_URL is set).

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -27,11 +29,38 @@ from mdfledger.money import format_amount
 _CLI_ACTOR = Actor.system("cli")
 
 
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """The errors users can cause become a one-line message and exit status 1."""
+    try:
+        yield
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+    except SQLAlchemyError as exc:
+        cause = getattr(exc, "orig", None) or exc
+        raise click.ClickException(
+            f"database error: {str(cause).splitlines()[0]} (is MDFLEDGER_DATABASE_URL right,"
+            " and the database migrated with `mdfledger db upgrade`?)"
+        ) from exc
+
+
+class _Command(click.Command):
+    def invoke(self, ctx: click.Context) -> object:
+        with _one_line_errors():
+            return super().invoke(ctx)
+
+
+class _Group(AppGroup):
+    """A command group whose commands run in the app context and report errors in one line."""
+
+    command_class = _Command
+
+
 def _database_url() -> str:
     return current_app.config["MDFLEDGER"].database_url
 
 
-@click.group("db", cls=AppGroup)
+@click.group("db", cls=_Group)
 def db_group() -> None:
     """Database schema (Alembic migrations)."""
 
@@ -63,7 +92,7 @@ def db_check() -> None:
     click.echo("models and migrations agree")
 
 
-@click.command("verify-ledger")
+@click.command("verify-ledger", cls=_Command)
 @with_appcontext
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify_ledger_command(as_json: bool) -> None:
@@ -87,7 +116,7 @@ def verify_ledger_command(as_json: bool) -> None:
         click.echo("ledger verified: balances recomputed, chain intact")
 
 
-@click.group("ledger", cls=AppGroup)
+@click.group("ledger", cls=_Group)
 def ledger_group() -> None:
     """Ledger maintenance."""
 
@@ -101,7 +130,7 @@ def expire_pending(batch_size: int) -> None:
     click.echo(f"expired {total} pending transfer(s)")
 
 
-@click.group("users", cls=AppGroup)
+@click.group("users", cls=_Group)
 def users_group() -> None:
     """People who sign in: create and disable them."""
 
@@ -189,7 +218,7 @@ def bench_ledger(sqlite: bool, postgres_url: str | None, transfers: int, as_json
         click.echo(f"total elapsed {elapsed:.1f} s")
 
 
-@click.group("funds", cls=AppGroup)
+@click.group("funds", cls=_Group)
 def funds_group() -> None:
     """Program funds: period-end expiry."""
 
@@ -209,7 +238,7 @@ def funds_expire() -> None:
     click.echo(f"forfeited {len(run.funds)} fund(s)")
 
 
-@click.group("import", cls=AppGroup)
+@click.group("import", cls=_Group)
 def import_group() -> None:
     """Bulk imports from CSV: all rows or none, with a report line by line."""
 
@@ -303,7 +332,8 @@ def import_purchases(program: str, csv_file: str, period: str | None) -> None:
     _import("purchases", program, csv_file, period)
 
 
-@click.command("demo")
+@click.command("demo", cls=_Command)
+@with_appcontext
 @click.option("--if-empty", is_flag=True, help="Do nothing (but say so) when data exists.")
 @click.option("--reset-passwords", is_flag=True, help="Give the demo users new passwords.")
 def demo_command(if_empty: bool, reset_passwords: bool) -> None:
@@ -327,7 +357,7 @@ def demo_command(if_empty: bool, reset_passwords: bool) -> None:
         click.echo(f"  {user.role:<8} {user.email:<32} {user.password}{partner}")
 
 
-@click.command("serve")
+@click.command("serve", cls=_Command)
 @with_appcontext
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
@@ -360,19 +390,11 @@ def _create_app() -> Flask:
 
 
 class _Cli(FlaskGroup):
-    """Turns the errors users can cause into a one-line message and exit status 1."""
+    """The top-level group: the same one-line errors for anything raised outside a command."""
 
     def invoke(self, ctx: click.Context) -> object:
-        try:
+        with _one_line_errors():
             return super().invoke(ctx)
-        except DomainError as exc:
-            raise click.ClickException(exc.message) from exc
-        except SQLAlchemyError as exc:
-            cause = getattr(exc, "orig", None) or exc
-            raise click.ClickException(
-                f"database error: {str(cause).splitlines()[0]} (is MDFLEDGER_DATABASE_URL right,"
-                " and the database migrated with `mdfledger db upgrade`?)"
-            ) from exc
 
 
 cli = _Cli(create_app=_create_app, help="mdfledger: the MDF and co-op funds ledger.")

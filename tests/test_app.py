@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -66,9 +67,9 @@ def test_front_page_and_health_show_the_ledger(database_url: str, tmp_path: Path
     assert health.status_code == 200
     assert health.json["status"] == "ok"
     assert health.json["ledger"] == {"transfers": 0, "head_hash": "0" * 64, "accounts": 0}
-    page = client.get("/")
-    assert page.status_code == 200
-    assert b"Transfers" in page.data
+    page = client.get("/")  # the front page sends anonymous visitors to sign in
+    assert page.status_code == 302
+    assert page.headers["Location"] == "/login"
 
 
 def test_domain_errors_become_json_with_a_stable_code(tmp_path: Path) -> None:
@@ -163,7 +164,7 @@ def _free_port() -> int:
 
 
 def test_serve_starts_the_web_app_on_loopback(tmp_path: Path) -> None:
-    """What `make run` does: migrate, then serve on 127.0.0.1."""
+    """What `make run` does: migrate, seed the demo once, then serve on 127.0.0.1."""
     env = {
         **os.environ,
         "MDFLEDGER_DATABASE_URL": f"sqlite:///{tmp_path / 'run.sqlite3'}",
@@ -171,6 +172,16 @@ def test_serve_starts_the_web_app_on_loopback(tmp_path: Path) -> None:
     }
     command = [sys.executable, "-c", "from mdfledger.cli import main; main()"]
     subprocess.run([*command, "db", "upgrade"], env=env, check=True, timeout=60)
+    seeded = subprocess.run(
+        [*command, "demo", "--if-empty"], env=env, check=True, timeout=120, capture_output=True
+    ).stdout.decode()
+    assert [line.split()[0] for line in seeded.splitlines() if "@demo.mdfledger.test" in line] == [
+        "admin", "finance", "auditor", "partner"
+    ]  # fmt: skip
+    again = subprocess.run(
+        [*command, "demo", "--if-empty"], env=env, check=True, timeout=60, capture_output=True
+    ).stdout.decode()
+    assert "already has data" in again
     port = _free_port()
     server = subprocess.Popen(
         [*command, "serve", "--port", str(port)],
@@ -184,6 +195,7 @@ def test_serve_starts_the_web_app_on_loopback(tmp_path: Path) -> None:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
                     assert r.status == 200
+                    assert json.load(r)["ledger"]["transfers"] > 200  # the demo's
                     break
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:
