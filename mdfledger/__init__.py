@@ -30,6 +30,8 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.is_production,
         RATELIMIT_STORAGE_URI=settings.ratelimit_storage_url,
+        # Uploads: a CSV import may be 10 MB (csvfile.MAX_BYTES); bigger bodies get 413 at once.
+        MAX_CONTENT_LENGTH=16 * 1024 * 1024,
     )
 
     from mdfledger import db
@@ -40,11 +42,13 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     login_manager.init_app(app)
     limiter.init_app(app)
 
+    from mdfledger import api
     from mdfledger.auth.web import bp as auth_bp
     from mdfledger.web import bp as web_bp
 
     app.register_blueprint(web_bp)
     app.register_blueprint(auth_bp)
+    api.init_app(app)  # /api/v1: bearer tokens, JSON errors, the OpenAPI document
 
     from mdfledger.cli import register_commands
 
