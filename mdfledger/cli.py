@@ -167,6 +167,52 @@ def users_disable(email: str) -> None:
     click.echo(f"disabled {user.email}")
 
 
+@click.group("tokens", cls=_Group)
+def tokens_group() -> None:
+    """API tokens for integrations: issue (shown once), list, revoke."""
+
+
+@tokens_group.command("issue")
+@click.argument("email")
+@click.option("--name", required=True, help="What the token is for, e.g. 'CRM sync'.")
+@click.option(
+    "--role",
+    type=click.Choice([r.value for r in Role]),
+    help="A role no stronger than the user's own (default: the user's).",
+)
+def tokens_issue(email: str, name: str, role: str | None) -> None:
+    """Issue an API token for the user with EMAIL; the secret is printed only now."""
+    session = get_session()
+    issued = auth.issue_token(
+        session, _CLI_ACTOR, auth.user_by_email(session, email).id, name=name, role=role
+    )
+    session.commit()
+    click.echo(f"token {issued.token.id} ({issued.token.role}) for {email}; keep it secret:")
+    click.echo(issued.secret)
+
+
+@tokens_group.command("list")
+@click.argument("email")
+def tokens_list(email: str) -> None:
+    """A user's tokens: id, prefix, role, name, last used, revoked."""
+    session = get_read_session()
+    user = auth.user_by_email(session, email)
+    for token in auth.tokens_of(session, _CLI_ACTOR, user.id):
+        used = f"{token.last_used_at:%Y-%m-%d %H:%M}" if token.last_used_at else "never"
+        state = f"revoked {token.revoked_at:%Y-%m-%d}" if token.revoked_at else "live"
+        click.echo(f"{token.id}\t{token.prefix}…\t{token.role}\t{token.name}\tused {used}\t{state}")
+
+
+@tokens_group.command("revoke")
+@click.argument("token_id", type=int)
+def tokens_revoke(token_id: int) -> None:
+    """Revoke a token at once; integrations using it get 401."""
+    session = get_session()
+    token = auth.revoke_token(session, _CLI_ACTOR, token_id)
+    session.commit()
+    click.echo(f"revoked token {token.id} ({token.name})")
+
+
 @click.group("bench")
 def bench_group() -> None:
     """Benchmarks (figures in docs/benchmarks.md)."""
@@ -376,7 +422,8 @@ def serve(host: str, port: int, no_jobs: bool) -> None:
 
 def register_commands(app: Flask) -> None:
     commands = (
-        db_group, verify_ledger_command, ledger_group, users_group, funds_group, import_group,
+        db_group, verify_ledger_command, ledger_group, users_group, tokens_group, funds_group,
+        import_group,
         demo_command, bench_group, serve,
     )  # fmt: skip
     for command in commands:

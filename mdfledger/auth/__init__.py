@@ -10,6 +10,7 @@ from mdfledger.auth.service import (
     issue_token,
     revoke_token,
     set_password,
+    tokens_of,
     user_by_email,
 )
 
@@ -25,5 +26,6 @@ __all__ = [
     "issue_token",
     "revoke_token",
     "set_password",
+    "tokens_of",
     "user_by_email",
 ]

@@ -113,12 +113,14 @@ def issue_token(
     role: str | None = None,
     now: datetime | None = None,
 ) -> IssuedToken:
+    if not _may_manage(actor, user_id):
+        raise NotFound(f"user {user_id!r} does not exist")
     user = _user(session, user_id)
     if not user.is_active:
         raise Conflict("a disabled user cannot get new tokens")
     role = role or user.role
     if role not in set(Role) or not rules.may_delegate(user.role, role):
-        raise Forbidden(f"a {user.role} user cannot issue a {role} token", field="role")
+        raise Forbidden(f"a {user.role} user cannot issue {role} tokens", field="role")
     if not isinstance(name, str) or not 0 < len(name.strip()) <= 100:
         raise ValidationError("a token name of 1 to 100 characters is needed", field="name")
     secret = rules.new_token()
@@ -156,11 +158,26 @@ def revoke_token(
     session: Session, actor: Actor, token_id: int, *, now: datetime | None = None
 ) -> ApiToken:
     token = session.get(ApiToken, token_id) if isinstance(token_id, int) else None
-    if token is None:
+    if token is None or not _may_manage(actor, token.user_id):
         raise NotFound(f"API token {token_id!r} does not exist")
     token.revoked_at = token.revoked_at or ensure_utc(now or utcnow())
     session.flush()
     return token
+
+
+def tokens_of(session: Session, actor: Actor, user_id: int) -> list[ApiToken]:
+    """A user's tokens, newest first: their own, or anyone's for an admin or the system."""
+    if not _may_manage(actor, user_id):
+        raise NotFound(f"user {user_id!r} does not exist")
+    return list(
+        session.scalars(
+            select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id.desc())
+        )
+    )
+
+
+def _may_manage(actor: Actor, user_id: int) -> bool:
+    return actor.kind == "system" or actor.role == Role.ADMIN or actor.id == str(user_id)
 
 
 def user_by_email(session: Session, email: str) -> User:

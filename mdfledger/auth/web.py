@@ -5,17 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, redirect, render_template, request, url_for
-from flask_login import UserMixin, current_user, login_user, logout_user
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import UserMixin, current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
-from wtforms import EmailField, PasswordField
+from wtforms import EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
-from mdfledger.auth import service
-from mdfledger.auth.models import User
+from mdfledger.auth import rules, service
+from mdfledger.auth.access import request_actor
+from mdfledger.auth.models import Role, User
 from mdfledger.db import get_session
-from mdfledger.errors import Unauthorized
+from mdfledger.errors import DomainError, Unauthorized
 from mdfledger.extensions import limiter, login_manager
 
 bp = Blueprint("auth", __name__, template_folder="templates")
@@ -77,3 +78,50 @@ def logout() -> Response:
     if current_user.is_authenticated:
         logout_user()
     return redirect(url_for("auth.login"))
+
+
+class TokenForm(FlaskForm):
+    name = StringField("What it is for", validators=[DataRequired(), Length(max=100)])
+    role = SelectField("Role", choices=[])
+
+
+def _token_form(**kwargs: Any) -> TokenForm:
+    form = TokenForm(**kwargs)
+    form.role.choices = [r.value for r in Role if rules.may_delegate(current_user.role, r.value)]
+    return form
+
+
+@bp.route("/account/tokens", methods=["GET", "POST"])
+@login_required
+def tokens() -> Any:
+    """The signed-in user's API tokens: issue one (its secret shown once), see, revoke."""
+    session = get_session()
+    form = _token_form()
+    secret = None
+    if form.validate_on_submit():
+        try:
+            issued = service.issue_token(
+                session, request_actor(), current_user.id, name=form.name.data or "",
+                role=form.role.data,
+            )  # fmt: skip
+        except DomainError as exc:
+            session.rollback()
+            form.name.errors = [*form.name.errors, exc.message]
+        else:
+            session.commit()
+            secret = issued.secret
+            form = _token_form(formdata=None)
+    listed = service.tokens_of(session, request_actor(), current_user.id)
+    status = 422 if form.errors else 200
+    page = render_template("auth/tokens.html", form=form, tokens=listed, secret=secret)
+    return page, status
+
+
+@bp.post("/account/tokens/<int:token_id>/revoke")
+@login_required
+def revoke(token_id: int) -> Response:
+    session = get_session()
+    token = service.revoke_token(session, request_actor(), token_id)  # another's: not found
+    session.commit()
+    flash(f"Revoked the token “{token.name}”.", "success")
+    return redirect(url_for("auth.tokens"))

@@ -22,6 +22,8 @@ from mdfledger.auth import ApiToken, Role, User
 from mdfledger.db import get_read_session
 from mdfledger.errors import Conflict
 
+ADMIN = Actor("user", "admin-1", "admin")  # tokens are issued by their user or an admin
+
 PASSWORD = "correct horse battery staple"
 
 # A blueprint for these tests only: a page of users, a role check, a POST, a crash.
@@ -96,14 +98,14 @@ def tokens(session_factory, actor: Actor) -> Tokens:
             session, actor, email="old@example.com", name="Old", role=Role.ADMIN,
             password=PASSWORD,
         )  # fmt: skip
-        secrets["finance"] = auth.issue_token(session, actor, fin.id, name="books").secret
+        secrets["finance"] = auth.issue_token(session, ADMIN, fin.id, name="books").secret
         secrets["scoped"] = auth.issue_token(
-            session, actor, fin.id, name="reports", role=Role.AUDITOR
+            session, ADMIN, fin.id, name="reports", role=Role.AUDITOR
         ).secret
-        revoked = auth.issue_token(session, actor, aud.id, name="gone")
-        auth.revoke_token(session, actor, revoked.token.id)
+        revoked = auth.issue_token(session, ADMIN, aud.id, name="gone")
+        auth.revoke_token(session, ADMIN, revoked.token.id)
         secrets["revoked"] = revoked.secret
-        secrets["disabled"] = auth.issue_token(session, actor, old.id, name="old").secret
+        secrets["disabled"] = auth.issue_token(session, ADMIN, old.id, name="old").secret
         session.flush()
         # Disabled without revoking its tokens (disable_user would revoke them too): the user's
         # state alone must stop the token.
@@ -243,7 +245,7 @@ def test_a_partner_token_acts_for_its_partner_only(
         user = programs.add_partner_user(
             session, actor, partner.id, email="pat@acme.example", name="Pat", password=PASSWORD
         )
-        secret = auth.issue_token(session, actor, user.id, name="acme").secret
+        secret = auth.issue_token(session, ADMIN, user.id, name="acme").secret
         session.commit()
     client = app.test_client()
     me = client.get("/api/v1/me", headers=bearer(secret)).json

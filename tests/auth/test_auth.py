@@ -15,6 +15,8 @@ from mdfledger.auth import Role, User
 from mdfledger.auth.rules import MIN_PASSWORD_LENGTH
 from mdfledger.errors import Conflict, Forbidden, Unauthorized, ValidationError
 
+ADMIN = Actor("user", "admin-1", "admin")  # tokens are issued by their user or an admin
+
 PASSWORD = "correct horse battery staple"
 
 
@@ -54,7 +56,7 @@ def test_a_disabled_user_cannot_sign_in_and_loses_their_tokens(
     session: Session, actor: Actor
 ) -> None:
     user = make_user(session, actor)
-    issued = auth.issue_token(session, actor, user.id, name="crm")
+    issued = auth.issue_token(session, ADMIN, user.id, name="crm")
     auth.disable_user(session, actor, user.id)
     with pytest.raises(Unauthorized, match="disabled"):
         auth.authenticate(session, user.email, PASSWORD)
@@ -102,7 +104,7 @@ def test_an_api_token_is_shown_once_stored_hashed_and_revocable(
     session: Session, actor: Actor
 ) -> None:
     user = make_user(session, actor)
-    issued = auth.issue_token(session, actor, user.id, name="  crm sync ")
+    issued = auth.issue_token(session, ADMIN, user.id, name="  crm sync ")
     assert issued.secret.startswith("mdf_")
     assert issued.token.name == "crm sync"
     assert issued.secret not in issued.token.token_hash
@@ -110,7 +112,7 @@ def test_an_api_token_is_shown_once_stored_hashed_and_revocable(
     found_user, found_token = auth.authenticate_token(session, issued.secret)
     assert (found_user.id, found_token.id) == (user.id, issued.token.id)
     assert found_token.last_used_at is not None
-    auth.revoke_token(session, actor, issued.token.id)
+    auth.revoke_token(session, ADMIN, issued.token.id)
     with pytest.raises(Unauthorized, match="revoked"):
         auth.authenticate_token(session, issued.secret)
 
@@ -135,7 +137,7 @@ def test_a_token_never_carries_more_than_its_users_role(
 ) -> None:
     user = make_user(session, actor, role=user_role)
     if allowed:
-        assert auth.issue_token(session, actor, user.id, name="t", role=token_role).token.role
+        assert auth.issue_token(session, ADMIN, user.id, name="t", role=token_role).token.role
     else:
         with pytest.raises(Forbidden):
-            auth.issue_token(session, actor, user.id, name="t", role=token_role)
+            auth.issue_token(session, ADMIN, user.id, name="t", role=token_role)
