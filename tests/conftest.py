@@ -13,6 +13,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,7 @@ class PostgresServer:
         self.admin_url = make_url(admin_url)
         self.admin = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
         self.template = f"mdfledger_tpl_{os.getpid()}"
+        self.dropper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drop-db")
 
     def url(self, name: str) -> str:
         return self.admin_url.set(database=name).render_as_string(hide_password=False)
@@ -69,6 +71,27 @@ class PostgresServer:
         with self.admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
+    def drop_later(self, name: str) -> None:
+        # A DROP DATABASE waits for a checkpoint (~1 s here): one background thread does them
+        # while the next tests run; the session's end waits for the last.
+        self.dropper.submit(self.drop, name)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cheap_password_hashing() -> Iterator[None]:
+    """argon2id at its recommended cost takes ~0.3 s a hash here, and the suite creates
+    hundreds of users: tests hash with the same algorithm at the lowest cost. Production code
+    has no switch for this; only the test process replaces the hasher."""
+    from argon2 import PasswordHasher
+
+    from mdfledger.auth import rules
+
+    real = rules._HASHER, rules._DUMMY_HASH
+    rules._HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    rules._DUMMY_HASH = rules._HASHER.hash("not anyone's password")
+    yield
+    rules._HASHER, rules._DUMMY_HASH = real
+
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer | None]:
@@ -78,6 +101,7 @@ def postgres_server() -> Iterator[PostgresServer | None]:
     server = PostgresServer(POSTGRES_ADMIN_URL)
     migrate.upgrade(server.create(server.template))
     yield server
+    server.dropper.shutdown(wait=True)
     server.drop(server.template)
     server.admin.dispose()
 
@@ -112,7 +136,7 @@ def database_url(
     assert postgres_server is not None
     name = f"mdfledger_t_{uuid.uuid4().hex[:12]}"
     yield postgres_server.create(name, template=postgres_server.template)
-    postgres_server.drop(name)
+    postgres_server.drop_later(name)
 
 
 @pytest.fixture
