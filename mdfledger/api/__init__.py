@@ -20,7 +20,11 @@ API_PREFIX = "/api/v1"
 
 # Every feature's API blueprint as "module:attribute", imported when the app is built (so feature
 # modules may import mdfledger.api freely). Add yours here.
-BLUEPRINTS = ("mdfledger.api.me:blp",)
+BLUEPRINTS = (
+    "mdfledger.api.me:blp",
+    "mdfledger.api.programs:blp",
+    "mdfledger.api.partners:blp",
+)
 
 
 class Api(flask_smorest.Api):

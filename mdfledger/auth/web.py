@@ -15,7 +15,7 @@ from wtforms.validators import DataRequired, Length
 from mdfledger.auth import rules, service
 from mdfledger.auth.access import request_actor
 from mdfledger.auth.models import Role, User
-from mdfledger.db import get_session
+from mdfledger.db import get_read_session, get_session
 from mdfledger.errors import DomainError, Unauthorized
 from mdfledger.extensions import limiter, login_manager
 
@@ -35,7 +35,8 @@ class SignedIn(UserMixin):
 
 @login_manager.user_loader
 def _load(user_id: str) -> SignedIn | None:
-    user = get_session().get(User, int(user_id)) if user_id.isdigit() else None
+    # The read session: on SQLite a writing one would hold the write lock for every page.
+    user = get_read_session().get(User, int(user_id)) if user_id.isdigit() else None
     if user is None or not user.is_active:
         return None
     return SignedIn(user.id, user.name, user.email, user.role, user.partner_id)

@@ -16,11 +16,12 @@ from sqlalchemy.orm import Session
 from mdfledger.actor import Actor
 from mdfledger.auth.scope import partner_scope, scoped
 from mdfledger.clock import ensure_utc, utcnow
-from mdfledger.errors import Forbidden
+from mdfledger.errors import Forbidden, NotFound
+from mdfledger.ledger.commands import is_id
 from mdfledger.ledger.models import Account, Entry, Transfer
 from mdfledger.programs import rules
 from mdfledger.programs.funds import today
-from mdfledger.programs.models import Fund, Partner
+from mdfledger.programs.models import Fund, Partner, Program
 from mdfledger.programs.service import get_partner, get_program
 
 
@@ -184,7 +185,16 @@ def partner_breakdown(
 ) -> Breakdown:
     """One partner's money in one program (a partner user may only ask about their own)."""
     partner = get_partner(session, actor, partner_id)
-    program = get_program(session, actor, program_id)
+    try:
+        program = get_program(session, actor, program_id)
+    except NotFound:
+        # A partner still sees its money in a program that has closed since.
+        program = session.get(Program, program_id) if is_id(program_id) else None
+        has_funds = select(Fund.id).where(
+            Fund.program_id == program_id, Fund.partner_id == partner.id
+        )
+        if program is None or session.scalar(has_funds.limit(1)) is None:
+            raise
     funds = _funds(session, program.id, [partner.id])
     breakdown = Breakdown(program.id, program.code, program.name, partner.id, program.currency)
     net = _net_by_code(session, [account.id for _, account in funds])

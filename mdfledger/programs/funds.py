@@ -21,7 +21,7 @@ from mdfledger.clock import ensure_utc, utcnow
 from mdfledger.errors import Conflict, NotFound, ValidationError
 from mdfledger.fields import clean_text, positive_amount
 from mdfledger.ledger import AccountKind, NewTransfer, TransferRecord
-from mdfledger.ledger.models import Account, Entry
+from mdfledger.ledger.models import Account, Entry, Transfer
 from mdfledger.money import format_amount
 from mdfledger.programs import rules
 from mdfledger.programs.models import (
@@ -33,7 +33,7 @@ from mdfledger.programs.models import (
     Program,
     ProgramStatus,
 )
-from mdfledger.programs.service import get_partner, get_program
+from mdfledger.programs.service import account_name, get_partner, get_program
 
 REASON_MAX = 500
 
@@ -69,7 +69,7 @@ def fund_for(
     account = ledger.open_account(
         session, actor,
         key=f"program:{program.code}:partner:{partner.code}:fund:{period.start.isoformat()}",
-        name=f"{partner.name}: {program.name} {period.label}",
+        name=account_name(f"{partner.name}: {program.name} {period.label}"),
         kind=AccountKind.PARTNER_FUND, currency=program.currency,
         program_id=program.id, partner_id=partner.id,
         debits_must_not_exceed_credits=True, now=now,
@@ -92,6 +92,15 @@ def _key(prefix: str, key: str | None) -> str:
     if key is None:
         return f"{prefix}:{uuid.uuid4().hex}"
     return f"{prefix}:{clean_text(key, 'idempotency_key', 150)}"
+
+
+def _replay(session: Session, key: str | None, full_key: str) -> bool:
+    """A retry of a money movement that already happened: the ledger answers it (same fields:
+    the original; different: a conflict naming the field), and the state checks that held the
+    first time — an open program, an active partner, a live period — are not asked again."""
+    if key is None:
+        return False
+    return session.scalar(select(Transfer.id).where(Transfer.key == full_key)) is not None
 
 
 def _reason(reason: object) -> str:
@@ -137,13 +146,14 @@ def fund_budget(
     if not isinstance(amount, int) or isinstance(amount, bool) or amount == 0:
         raise ValidationError("the budget change must be a non-zero amount", field="amount")
     positive_amount(abs(amount), "amount")
-    if amount > 0:
+    full_key = _key("budget", key)
+    if amount > 0 and not _replay(session, key, full_key):
         _open_program(program)
     source, target = program.funding_account_id, program.budget_account_id
     if amount < 0:
         source, target = target, source
     command = NewTransfer(
-        _key("budget", key), source, target, abs(amount), rules.BUDGET_FUNDING,
+        full_key, source, target, abs(amount), rules.BUDGET_FUNDING,
         ref_type="program", ref_id=str(program.id), memo=_reason(reason),
     )  # fmt: skip
     return _money_moved(session, actor, command, now=now, short=f"the {program.code} budget")
@@ -172,26 +182,33 @@ def allocate(
     partner = get_partner(session, actor, partner_id)
     positive_amount(amount, "amount")
     reason = _reason(reason)
-    _open_program(program)
-    if partner.status != PartnerStatus.ACTIVE:
-        raise Conflict(
-            f"partner {partner.code} is {partner.status}: it cannot receive funds", field="partner"
-        )
+    full_key = _key("allocation", key)
+    replay = _replay(session, key, full_key)
+    if not replay:
+        _open_program(program)
+        _receives_funds(partner)
     now = ensure_utc(now or utcnow())
     current = today(program, now)
     day = current if day is None else day
-    fund = fund_for(session, actor, program, partner, day, now=now)
-    if fund.available_until < current:
+    # Checked before the fund is opened: a refused allocation used to leave an empty fund (and
+    # its ledger account) for the expired period behind in the session.
+    period = period_of(program, day)
+    last_day = rules.available_until(period, program.expiry_policy, program.rollover_days)
+    if last_day < current and not replay:
         raise ValidationError(
-            f"{fund.period_label} funds expired after {fund.available_until.isoformat()};"
+            f"{period.label} funds expired after {last_day.isoformat()};"
             " allocate to a current or future period",
             field="period",
         )
-    command = NewTransfer(
-        _key("allocation", key), program.budget_account_id, fund.account_id, amount,
-        rules.ALLOCATION, ref_type="partner", ref_id=str(partner.id), memo=reason,
-    )  # fmt: skip
-    record = _money_moved(session, actor, command, now=now, short=f"the {program.code} budget")
+    # A savepoint, so that when the ledger refuses (more than the budget holds) the fund opened
+    # for this allocation goes too, as it does when any other check fails.
+    with session.begin_nested():
+        fund = fund_for(session, actor, program, partner, day, now=now)
+        command = NewTransfer(
+            full_key, program.budget_account_id, fund.account_id, amount,
+            rules.ALLOCATION, ref_type="partner", ref_id=str(partner.id), memo=reason,
+        )  # fmt: skip
+        record = _money_moved(session, actor, command, now=now, short=f"the {program.code} budget")
     return _record_allocation(
         session, actor, record, fund, AllocationKind.ALLOCATION, amount, reason, import_id, now
     )
@@ -215,13 +232,27 @@ def adjust_fund(
         raise ValidationError("an adjustment is a non-zero amount", field="amount")
     positive_amount(abs(delta), "amount")
     reason = _reason(reason)
+    full_key = _key("adjustment", key)
+    if delta > 0 and not _replay(session, key, full_key):
+        # More money into a fund is new funds: not from a closed program, not to a suspended
+        # partner (as allocate refuses), and not into a fund past its last usable day.
+        _open_program(program)
+        partner = session.get(Partner, fund.partner_id)
+        assert partner is not None
+        _receives_funds(partner)
+        if fund.available_until < today(program, now):
+            raise ValidationError(
+                f"{fund.period_label} funds expired after {fund.available_until.isoformat()};"
+                " allocate to a current or future period instead",
+                field="amount",
+            )
     source, target = program.budget_account_id, fund.account_id
     short = f"the {program.code} budget"
     if delta < 0:
         source, target = target, source
         short = f"the {fund.period_label} fund"
     command = NewTransfer(
-        _key("adjustment", key), source, target, abs(delta), rules.ALLOCATION_ADJUSTMENT,
+        full_key, source, target, abs(delta), rules.ALLOCATION_ADJUSTMENT,
         ref_type="partner", ref_id=str(fund.partner_id), memo=reason,
     )  # fmt: skip
     record = _money_moved(session, actor, command, now=now, short=short)
@@ -249,12 +280,34 @@ def reverse_allocation(
     if original.kind == AllocationKind.REVERSAL:
         raise Conflict("a reversal cannot itself be reversed; allocate again instead")
     reason = _reason(reason)
-    if session.scalar(select(Allocation.id).where(Allocation.reverses_id == original.id)):
+    full_key = _key("reversal", key)
+    done = session.scalar(select(Allocation).where(Allocation.reverses_id == original.id))
+    if done is not None:
+        if (
+            _replay(session, key, full_key)
+            and session.get(Transfer, done.transfer_id).key == full_key
+        ):
+            return done  # a retry of this very reversal
         raise Conflict(f"allocation {original.id} was already reversed")
-    command = ledger.Reverse(_key("reversal", key), original.transfer_id, memo=reason)
+    command = ledger.Reverse(full_key, original.transfer_id, memo=reason)
     try:
         record = ledger.transfer(session, actor, command, now=now)
     except ledger.LimitExceeded:
+        if original.amount < 0:
+            # Undoing a downward adjustment moves money from the budget back into the fund: it
+            # is the budget that is short, not the fund (the message used to blame the fund).
+            program = session.get(Program, original.program_id)
+            assert program is not None
+            budget = session.get(Account, program.budget_account_id, populate_existing=True)
+            assert budget is not None
+            left = budget.credits_posted - budget.debits_posted - budget.debits_pending
+            raise Conflict(
+                f"the {program.code} budget has {format_amount(left, budget.currency)}"
+                f" {budget.currency} available; undoing this adjustment needs"
+                f" {format_amount(-original.amount, budget.currency)}",
+                field="amount",
+                available=left,
+            ) from None
         raise Conflict(
             "the funds of this allocation were already used or reserved; adjust the fund down"
             " by what is left instead",
@@ -264,6 +317,13 @@ def reverse_allocation(
         session, actor, record, original.fund, AllocationKind.REVERSAL, -original.amount,
         reason, None, now, reverses_id=original.id,
     )  # fmt: skip
+
+
+def _receives_funds(partner: Partner) -> None:
+    if partner.status != PartnerStatus.ACTIVE:
+        raise Conflict(
+            f"partner {partner.code} is {partner.status}: it cannot receive funds", field="partner"
+        )
 
 
 def _record_allocation(

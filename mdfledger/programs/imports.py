@@ -245,9 +245,14 @@ def import_allocations(
         session, actor, kind, program_id, data, filename, day, now
     )
     default_reason = clean_text(reason, "reason", REASON_MAX)
+    # The same file for the same period is a repeat; for another period (a standing quarterly
+    # plan uploaded again next quarter) it is a new allocation, so the period is part of the match.
     earlier = session.scalar(
         select(Import).where(
-            Import.kind == kind, Import.program_id == program.id, Import.sha256 == digest
+            Import.kind == kind,
+            Import.program_id == program.id,
+            Import.sha256 == digest,
+            Import.period_start == period.start,
         )
     )
     if earlier is not None:
@@ -283,7 +288,8 @@ def import_allocations(
         if partner is not None and amount is not None:
             good.append((line, partner, amount, row_reason))
     total = sum(amount for _, _, amount, _ in good)
-    budget = session.get(Account, program.budget_account_id)
+    # populate_existing: an Account this session loaded earlier may predate other commits.
+    budget = session.get(Account, program.budget_account_id, populate_existing=True)
     assert budget is not None
     left = budget.credits_posted - budget.debits_posted - budget.debits_pending
     if not report.errors and total > left:
@@ -447,7 +453,7 @@ def import_purchases(
             continue
         fund = fund_for(session, actor, program, partner, g["day"], now=now)
         if fund.id not in left:
-            account = session.get(Account, fund.account_id)
+            account = session.get(Account, fund.account_id, populate_existing=True)
             assert account is not None
             left[fund.id] = account.credits_posted - account.debits_posted - account.debits_pending
         accrued = rules.accrual(g["amount"], g["rate"])

@@ -43,7 +43,12 @@ class Period:
     label: str
 
     def __contains__(self, day: object) -> bool:
-        return isinstance(day, date) and self.start <= day <= self.end
+        # A datetime is a date subclass but does not compare with one (TypeError): not a day.
+        return _is_day(day) and self.start <= day <= self.end  # type: ignore[operator]
+
+
+def _is_day(value: object) -> bool:
+    return isinstance(value, date) and not isinstance(value, datetime)
 
 
 def check_calendar(start_month: object, months: object) -> None:
@@ -51,7 +56,8 @@ def check_calendar(start_month: object, months: object) -> None:
         raise ValidationError("fiscal year start month must be 1-12", field="fiscal_start_month")
     if not 1 <= start_month <= 12:
         raise ValidationError("fiscal year start month must be 1-12", field="fiscal_start_month")
-    if months not in PERIOD_MONTHS or isinstance(months, bool):
+    # Exactly int: 3.0 or Decimal(3) compare equal to 3 and used to slip through; True == 1.
+    if type(months) is not int or months not in PERIOD_MONTHS:
         raise ValidationError(
             f"period length must be one of {', '.join(map(str, PERIOD_MONTHS))} months",
             field="period_months",
@@ -66,6 +72,8 @@ def fiscal_year_start(day: date, start_month: int) -> date:
 def period_containing(day: date, start_month: int, months: int) -> Period:
     """The fiscal period a business date falls in."""
     check_calendar(start_month, months)
+    if not _is_day(day):  # a datetime, a string or None used to fail with a TypeError
+        raise ValidationError("the day must be a date such as 2026-03-31", field="day")
     fy_start = fiscal_year_start(day, start_month)
     starts = rrule(MONTHLY, interval=months, dtstart=fy_start, count=12 // months)
     for index, start in enumerate(starts):
@@ -150,7 +158,8 @@ def zone(name: object) -> ZoneInfo:
         )
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    # OSError: a tzdata directory such as "America" raises IsADirectoryError, not "not found".
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ValidationError(
             f"unknown timezone {name!r}; use an IANA name such as Europe/Berlin", field="timezone"
         ) from None

@@ -22,6 +22,7 @@ from mdfledger.clock import ensure_utc, utcnow
 from mdfledger.errors import Conflict, NotFound, ValidationError
 from mdfledger.fields import check_choice, check_code, check_whole, clean_text, positive_amount
 from mdfledger.ledger import AccountKind
+from mdfledger.ledger.commands import KEY_MAX
 from mdfledger.money import validate_currency
 from mdfledger.programs import rules
 from mdfledger.programs.models import (
@@ -39,6 +40,14 @@ from mdfledger.programs.models import (
 )
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def account_name(name: str) -> str:
+    """A ledger account's display name within the ledger's limit. Names built from a program's
+    and a partner's names (up to 200 characters each) used to exceed it, and the ledger refused
+    to open the account: a long-named program could not be created, nor a long-named partner
+    funded."""
+    return name if len(name) <= KEY_MAX else name[: KEY_MAX - 1] + "…"
 
 
 # --- programs ------------------------------------------------------------------------------------
@@ -91,7 +100,8 @@ def create_program(
 
     def account(kind: AccountKind, label: str, **limits: bool) -> int:
         opened = ledger.open_account(
-            session, actor, key=f"{key}:{kind.value}", name=f"{values['name']}: {label}",
+            session, actor, key=f"{key}:{kind.value}",
+            name=account_name(f"{values['name']}: {label}"),
             kind=kind, currency=currency, now=now, **limits,
         )  # fmt: skip
         return opened.id
@@ -227,7 +237,7 @@ def update_activity(session: Session, actor: Actor, activity_id: int, **changes:
         "description": lambda v: clean_text(v, "description", 5000, required=False),
         "proof": _proof,
         "cap": _cap,
-        "active": lambda v: v if isinstance(v, bool) else check_choice(v, (), "active"),
+        "active": _true_or_false,
     }
     unknown = set(changes) - set(checks)
     if unknown:
@@ -236,6 +246,13 @@ def update_activity(session: Session, actor: Actor, activity_id: int, **changes:
         setattr(activity, field, value)
     session.flush()
     return activity
+
+
+def _true_or_false(value: object) -> bool:
+    # Was check_choice(v, (), "active"), whose message read "active must be one of " (nothing).
+    if not isinstance(value, bool):
+        raise ValidationError("active is true or false", field="active")
+    return value
 
 
 def set_accrual_rate(
@@ -255,11 +272,13 @@ def set_accrual_rate(
     tier = clean_text(tier, "tier", 40, required=False)
     product_line = clean_text(product_line, "product_line", 80, required=False)
     rate_bp = check_whole(rate_bp, "rate_bp", 0, rules.BASIS_POINTS)
+    # Rates are picked case-insensitively (rules.pick_rate), so "Gold" replaces "gold" rather
+    # than adding a second rate that ties with it and wins or loses by row order.
     rate = session.scalar(
         select(AccrualRate).where(
             AccrualRate.program_id == program.id,
-            AccrualRate.tier == tier,
-            AccrualRate.product_line == product_line,
+            func.lower(AccrualRate.tier) == tier.lower(),
+            func.lower(AccrualRate.product_line) == product_line.lower(),
         )
     )
     if rate is None:
@@ -301,8 +320,13 @@ def create_partner(
         )
     }
     partner_code = check_code(code)
-    if session.scalar(select(Partner.id).where(Partner.code == partner_code)) is not None:
-        raise Conflict(f"a partner with code {partner_code} already exists", field="code")
+    # Imports find partners by code case-insensitively, so "acme" next to "ACME" would make a
+    # file's rows land on either of them: codes must differ in more than case.
+    taken = session.scalar(
+        select(Partner.code).where(func.lower(Partner.code) == partner_code.lower())
+    )
+    if taken is not None:
+        raise Conflict(f"a partner with code {taken} already exists", field="code")
     partner = Partner(code=partner_code, created_at=ensure_utc(now or utcnow()), **fields)
     session.add(partner)
     session.flush()
@@ -332,9 +356,14 @@ def partners_query(
     """Partners the actor may see (a partner user: only their own), filtered, by name."""
     statement = scoped(select(Partner), Partner.id, actor).order_by(Partner.name, Partner.id)
     if search:
-        like = f"%{clean_text(search, 'search', 100).lower()}%"
+        # Escaped: "_" and "%" in what people type are characters, not wildcards.
+        term = clean_text(search, "search", 100).lower()
+        like = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         statement = statement.where(
-            or_(func.lower(Partner.name).like(like), func.lower(Partner.code).like(like))
+            or_(
+                func.lower(Partner.name).like(like, escape="\\"),
+                func.lower(Partner.code).like(like, escape="\\"),
+            )
         )
     if status:
         statement = statement.where(Partner.status == check_choice(status, PartnerStatus, "status"))

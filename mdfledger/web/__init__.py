@@ -1,14 +1,204 @@
-"""Server-rendered pages. For now: the front page and a health check."""
+"""Server-rendered pages: the layout, navigation, the front page, HTML errors and a health check.
+
+Page modules register their routes on `bp` and are imported at the bottom of this module. What
+templates can use everywhere:
+
+- `{{ minor|money(currency) }}`: "12,345.67 USD" (exact, from the int of minor units);
+- `{{ bp|percent }}`: basis points as a percentage, "12.5%";
+- `{{ day|longdate }}`: "30 September 2026";
+- `url_if(endpoint, **values)`: the URL, or None when no such endpoint is registered (for links
+  to pages that may not exist yet);
+- `nav_items()`: the signed-in user's navigation, each with `label`, `url` and `current`;
+- `macros.html`: form fields with their errors, form-level errors, money cells.
+
+And for views: `show_error(form, error)` puts a DomainError's message next to the field it names
+(or above the form), `MultiCheckboxField` is a list of checkboxes, `choices(pairs)` makes a
+select's options, and `percent_to_bp("12.5")` reads a percentage exactly.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, render_template
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from babel.dates import format_date
+from babel.numbers import format_decimal
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user
 from sqlalchemy import func, select, text
+from werkzeug.routing import BuildError
+from werkzeug.wrappers import Response
+from wtforms import SelectMultipleField
+from wtforms.widgets import CheckboxInput, ListWidget
 
+try:
+    from wtforms.fields.choices import SelectChoice
+except ImportError:  # pragma: no cover - WTForms before 3.3 takes (value, label) tuples
+    SelectChoice = None
+
+from mdfledger.auth.models import Role
 from mdfledger.db import get_read_session
+from mdfledger.errors import DomainError, ValidationError
 from mdfledger.ledger.models import Account, ChainHead
+from mdfledger.money import minor_units
 
-bp = Blueprint("web", __name__, template_folder="templates")
+bp = Blueprint(
+    "web",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/assets",  # the app's own /static would shadow a blueprint's /static
+)
+
+LOCALE = "en_US"
+
+
+# --- filters and helpers for every template ------------------------------------------------------
+
+
+@bp.app_template_filter("money")
+def money(minor: int, currency: str) -> str:
+    """123456789 USD -> '1,234,567.89 USD': thousands separators, exact (no float anywhere)."""
+    if not isinstance(minor, int) or isinstance(minor, bool):
+        raise TypeError("amounts are ints of minor units")
+    places = minor_units(currency)
+    pattern = "#,##0" + ("." + "0" * places if places else "")
+    value = Decimal(minor).scaleb(-places)
+    return f"{format_decimal(value, format=pattern, locale=LOCALE)} {currency}"
+
+
+@bp.app_template_filter("percent")
+def percent(basis_points: int | None) -> str:
+    """5000 -> '50%', 1250 -> '12.5%', 1 -> '0.01%'; None (nothing to divide by) -> a dash."""
+    if basis_points is None:
+        return "\u2013"
+    shown = format(Decimal(basis_points).scaleb(-2), "f")  # 1250 -> "12.50"
+    if "." in shown:
+        shown = shown.rstrip("0").rstrip(".")
+    return f"{shown}%"
+
+
+@bp.app_template_filter("longdate")
+def longdate(day: date) -> str:
+    """date(2026, 9, 30) -> '30 September 2026'."""
+    return format_date(day, "d MMMM y", locale=LOCALE)
+
+
+def url_if(endpoint: str, **values: Any) -> str | None:
+    """url_for, or None when `endpoint` is not registered in this app (a page not built yet)."""
+    if endpoint not in current_app.view_functions:
+        return None
+    try:
+        return url_for(endpoint, **values)
+    except BuildError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class NavItem:
+    label: str
+    url: str
+    current: str | None  # the aria-current value: "page", "true" (a page inside it) or None
+
+
+# Per role, the navigation: (label, endpoint). Endpoints that do not exist yet are left out.
+NAVIGATION: dict[str, tuple[tuple[str, str], ...]] = {
+    Role.ADMIN: (
+        ("Programs", "web.programs"),
+        ("Partners", "web.partners"),
+        ("Allocate", "web.allocate"),
+        ("Imports", "web.imports"),
+    ),
+    Role.FINANCE: (
+        ("Programs", "web.programs"),
+        ("Partners", "web.partners"),
+        ("Allocate", "web.allocate"),
+        ("Imports", "web.imports"),
+    ),
+    Role.AUDITOR: (("Programs", "web.programs"), ("Partners", "web.partners")),
+    Role.PARTNER: (("My funds", "web.funds"), ("Programs", "web.programs")),
+}
+
+
+def nav_items() -> list[NavItem]:
+    """The signed-in user's navigation; the current page (or its section) is marked."""
+    if not current_user.is_authenticated:
+        return []
+    items = []
+    for label, endpoint in NAVIGATION.get(current_user.role, ()):
+        url = url_if(endpoint)
+        if url is None:
+            continue
+        if request.path == url:
+            current = "page"
+        elif request.path.startswith(url.rstrip("/") + "/"):
+            current = "true"
+        else:
+            current = None
+        items.append(NavItem(label, url, current))
+    return items
+
+
+@bp.app_context_processor
+def _template_helpers() -> dict[str, Any]:
+    return {"url_if": url_if, "nav_items": nav_items}
+
+
+# --- forms ---------------------------------------------------------------------------------------
+
+
+def choices(pairs: Iterable[tuple[Any, str]]) -> list[Any]:
+    """(value, label) pairs as a select field's choices (SelectChoice from WTForms 3.3 on, which
+    deprecates tuples)."""
+    if SelectChoice is None:  # pragma: no cover
+        return list(pairs)
+    return [SelectChoice(value=value, label=label) for value, label in pairs]
+
+
+class MultiCheckboxField(SelectMultipleField):
+    """Several choices as checkboxes (macros.field renders it as a fieldset with a legend)."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+def show_error(form: Any, error: DomainError, aliases: dict[str, str] | None = None) -> None:
+    """Put a service's message next to the form field it names (`error.details["field"]`,
+    renamed by `aliases` where the form calls it differently), or above the form."""
+    name = error.details.get("field")
+    name = (aliases or {}).get(name, name)
+    field = form._fields.get(name) if isinstance(name, str) else None
+    if field is not None and field.type not in ("CSRFTokenField", "HiddenField"):
+        field.errors = [*field.errors, error.message]
+    else:
+        form.form_errors.append(error.message)
+
+
+_PERCENT_RE = re.compile(r"^[0-9]{1,3}(\.[0-9]+)?$")
+
+
+def percent_to_bp(
+    text: object, field: str, *, low: Decimal = Decimal("0.01"), high: Decimal = Decimal(100)
+) -> int:
+    """'12.5' (or '12.5%') -> 1250 basis points, exactly: never more than 2 decimal places."""
+    label = field.replace("_", " ")
+    cleaned = text.strip().removesuffix("%").strip() if isinstance(text, str) else ""
+    if not _PERCENT_RE.match(cleaned):
+        raise ValidationError(f"{label} must be a percentage such as 50 or 12.5", field=field)
+    value = Decimal(cleaned)
+    scaled = value.scaleb(2)
+    if scaled != scaled.to_integral_value():
+        raise ValidationError(f"{label} may have at most 2 decimal places", field=field)
+    if not low <= value <= high:
+        raise ValidationError(f"{label} must be from {low}% to {high}%", field=field)
+    return int(scaled)
+
+
+# --- the front page and the health check ---------------------------------------------------------
 
 
 def _ledger_summary() -> dict[str, object]:
@@ -18,12 +208,31 @@ def _ledger_summary() -> dict[str, object]:
     return {"transfers": head.last_transfer_id, "head_hash": head.last_hash, "accounts": accounts}
 
 
+def home_endpoint() -> str:
+    """Where a user starts: partners at their funds, staff at the programs."""
+    return "web.funds" if current_user.role == Role.PARTNER else "web.programs"
+
+
 @bp.get("/")
-def index() -> str:
-    return render_template("index.html", ledger=_ledger_summary())
+def index() -> Response:
+    """Anonymous visitors go to sign in; partners to their funds; staff to the programs."""
+    if not current_user.is_authenticated:
+        return redirect(url_for("auth.login"))
+    target = url_for(home_endpoint())
+    response = redirect(target)
+    # A redirect's body is a short note with a link (RFC 9110); this one is in the layout, so
+    # it carries the user's name and the sign-out form like every page.
+    response.set_data(render_template("front.html", target=target))
+    return response
 
 
 @bp.get("/healthz")
 def healthz() -> tuple[object, int]:
     get_read_session().execute(text("SELECT 1"))
     return jsonify(status="ok", ledger=_ledger_summary()), 200
+
+
+# Page modules: importing them registers their routes and handlers on `bp`.
+from mdfledger.web import errors as errors  # noqa: E402
+from mdfledger.web import imports, partners  # noqa: E402,F401  (routes)
+from mdfledger.web import programs as programs  # noqa: E402

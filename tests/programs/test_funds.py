@@ -69,12 +69,12 @@ def test_adjustments_and_reversals_correct_with_new_transfers(
     allocation = programs.allocate(
         session, actor, book.mdf.id, book.acme.id, 100_000, reason="plan", now=NOW
     )
-    down = programs.adjust_fund(session, actor, allocation.fund_id, -30_000, reason="typo")
-    up = programs.adjust_fund(session, actor, allocation.fund_id, 5_000, reason="bonus")
+    down = programs.adjust_fund(session, actor, allocation.fund_id, -30_000, reason="typo", now=NOW)
+    up = programs.adjust_fund(session, actor, allocation.fund_id, 5_000, reason="bonus", now=NOW)
     assert (down.kind, down.amount, up.amount) == ("adjustment", -30_000, 5_000)
     assert breakdown(session, actor, book).allocated == 75_000
     with pytest.raises(Conflict, match=r"FY2026 Q3 fund has 750\.00 USD available"):
-        programs.adjust_fund(session, actor, allocation.fund_id, -75_001, reason="too far")
+        programs.adjust_fund(session, actor, allocation.fund_id, -75_001, reason="too far", now=NOW)
     reversal = programs.reverse_allocation(session, actor, up.id, reason="bonus withdrawn")
     assert (reversal.kind, reversal.amount, reversal.reverses_id) == ("reversal", -5_000, up.id)
     assert breakdown(session, actor, book).allocated == 70_000
@@ -83,7 +83,7 @@ def test_adjustments_and_reversals_correct_with_new_transfers(
     with pytest.raises(Conflict, match="cannot itself be reversed"):
         programs.reverse_allocation(session, actor, reversal.id, reason="undo the undo")
     with pytest.raises(ValidationError, match="reason is required"):
-        programs.adjust_fund(session, actor, allocation.fund_id, 1, reason="  ")
+        programs.adjust_fund(session, actor, allocation.fund_id, 1, reason="  ", now=NOW)
     # The journal holds every step: nothing was edited.
     transfers = session.scalars(
         select(ledger.models.Transfer.code).where(ledger.models.Transfer.ref_type == "partner")
