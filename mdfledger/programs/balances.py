@@ -240,10 +240,11 @@ def program_utilisation(
     grouped: dict[int, list[tuple[Fund, Account]]] = defaultdict(list)
     for fund, account in funds:
         grouped[fund.partner_id].append((fund, account))
-    partners = {
-        p.id: p for p in session.scalars(scoped(select(Partner), Partner.id, actor)).all()
-        if p.id in grouped
-    }  # fmt: skip
+    partners: dict[int, Partner] = {}
+    ids = sorted(grouped)
+    for i in range(0, len(ids), 1000):  # only the partners with funds here, a chunk at a time
+        chunk = select(Partner).where(Partner.id.in_(ids[i : i + 1000]))
+        partners.update((p.id, p) for p in session.scalars(scoped(chunk, Partner.id, actor)))
     paid = _paid(session, program.id, None)
     lines = []
     totals = Breakdown(program.id, program.code, program.name, 0, program.currency)
