@@ -28,6 +28,8 @@ def create_user(
     partner_id: int | None = None,
     now: datetime | None = None,
 ) -> User:
+    # Admins create staff; finance may also give a partner's people their sign-in.
+    _require(actor, *_MANAGED_BY[role == Role.PARTNER])
     address = rules.normalise_email(email)
     if address is None:
         raise ValidationError(f"{email!r} is not an e-mail address", field="email")
@@ -80,6 +82,9 @@ def disable_user(
     session: Session, actor: Actor, user_id: int, *, now: datetime | None = None
 ) -> User:
     user = _user(session, user_id)
+    _require(actor, *_MANAGED_BY[user.role == Role.PARTNER])
+    if actor.kind == "user" and actor.id == str(user.id):
+        raise Conflict("you cannot disable yourself: ask another admin")
     if user.disabled_at is None:
         user.disabled_at = ensure_utc(now or utcnow())
         for token in session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)):
@@ -174,6 +179,14 @@ def tokens_of(session: Session, actor: Actor, user_id: int) -> list[ApiToken]:
             select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id.desc())
         )
     )
+
+
+_MANAGED_BY = {True: (Role.ADMIN, Role.FINANCE), False: (Role.ADMIN,)}  # partner user?
+
+
+def _require(actor: Actor, *roles: str) -> None:
+    if actor.kind != "system" and actor.role not in roles:
+        raise Forbidden(f"a {actor.role} user cannot manage these users")
 
 
 def _may_manage(actor: Actor, user_id: int) -> bool:

@@ -8,12 +8,13 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import UserMixin, current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 from wtforms import EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
 from mdfledger.auth import rules, service
-from mdfledger.auth.access import request_actor
+from mdfledger.auth.access import request_actor, require_roles
 from mdfledger.auth.models import Role, User
 from mdfledger.db import get_read_session, get_session
 from mdfledger.errors import DomainError, Unauthorized
@@ -126,3 +127,54 @@ def revoke(token_id: int) -> Response:
     session.commit()
     flash(f"Revoked the token “{token.name}”.", "success")
     return redirect(url_for("auth.tokens"))
+
+
+class StaffForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
+    email = EmailField("E-mail", validators=[DataRequired(), Length(max=254)])
+    role = SelectField("Role", choices=[Role.ADMIN.value, Role.FINANCE.value, Role.AUDITOR.value])
+    password = PasswordField("Initial password", validators=[DataRequired(), Length(max=1024)])
+
+
+@bp.route("/admin/users", methods=["GET", "POST"])
+@require_roles(Role.ADMIN)
+def users() -> Any:
+    """Everyone who signs in; admins add staff here (partner users come from a partner's page)
+    and disable anyone but themselves."""
+    session = get_session()
+    form = StaffForm()
+    if form.validate_on_submit():
+        try:
+            user = service.create_user(
+                session, request_actor(), email=form.email.data or "", name=form.name.data or "",
+                role=form.role.data or "", password=form.password.data or "",
+            )  # fmt: skip
+        except DomainError as exc:
+            session.rollback()
+            field = getattr(form, str(exc.details.get("field")), form.email)
+            field.errors = [*field.errors, exc.message]
+        else:
+            session.commit()
+            flash(f"Added {user.name} ({user.role}); they sign in with {user.email}.", "success")
+            return redirect(url_for("auth.users"))
+    everyone = session.scalars(select(User).order_by(User.role, User.email)).all()
+    status = 422 if form.errors else 200
+    return render_template("auth/users.html", form=form, users=everyone), status
+
+
+@bp.post("/admin/users/<int:user_id>/disable")
+@require_roles(Role.ADMIN)
+def disable(user_id: int) -> Response:
+    session = get_session()
+    try:
+        user = service.disable_user(session, request_actor(), user_id)
+    except DomainError as exc:
+        session.rollback()
+        flash(exc.message, "error")
+    else:
+        session.commit()
+        flash(
+            f"Disabled {user.email}: they cannot sign in and their API tokens are revoked.",
+            "success",
+        )
+    return redirect(url_for("auth.users"))

@@ -112,6 +112,7 @@ NAVIGATION: dict[str, tuple[tuple[str, str], ...]] = {
         ("Partners", "web.partners"),
         ("Allocate", "web.allocate"),
         ("Imports", "web.imports"),
+        ("Users", "auth.users"),
     ),
     Role.FINANCE: (
         ("Programs", "web.programs"),

@@ -22,6 +22,8 @@ from mdfledger.auth import ApiToken, Role, User
 from mdfledger.db import get_read_session
 from mdfledger.errors import Conflict
 
+USERS_ADMIN = Actor("user", "admin-1", "admin")  # only admins create and disable staff users
+
 ADMIN = Actor("user", "admin-1", "admin")  # tokens are issued by their user or an admin
 
 PASSWORD = "correct horse battery staple"
@@ -87,15 +89,15 @@ def tokens(session_factory, actor: Actor) -> Tokens:
     secrets: Tokens = {}
     with session_factory() as session:
         fin = auth.create_user(
-            session, actor, email="fin@example.com", name="Fin", role=Role.FINANCE,
+            session, USERS_ADMIN, email="fin@example.com", name="Fin", role=Role.FINANCE,
             password=PASSWORD,
         )  # fmt: skip
         aud = auth.create_user(
-            session, actor, email="aud@example.com", name="Aud", role=Role.AUDITOR,
+            session, USERS_ADMIN, email="aud@example.com", name="Aud", role=Role.AUDITOR,
             password=PASSWORD,
         )  # fmt: skip
         old = auth.create_user(
-            session, actor, email="old@example.com", name="Old", role=Role.ADMIN,
+            session, USERS_ADMIN, email="old@example.com", name="Old", role=Role.ADMIN,
             password=PASSWORD,
         )  # fmt: skip
         secrets["finance"] = auth.issue_token(session, ADMIN, fin.id, name="books").secret

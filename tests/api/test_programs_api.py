@@ -139,7 +139,7 @@ def build_world(
         users = {
             role: auth.create_user(
                 session,
-                actor,
+                Actor("user", "admin-1", "admin"),
                 email=f"{role}@example.com",
                 name=role.title(),
                 role=role,

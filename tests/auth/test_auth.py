@@ -15,6 +15,8 @@ from mdfledger.auth import Role, User
 from mdfledger.auth.rules import MIN_PASSWORD_LENGTH
 from mdfledger.errors import Conflict, Forbidden, Unauthorized, ValidationError
 
+USERS_ADMIN = Actor("user", "admin-1", "admin")  # only admins create and disable staff users
+
 ADMIN = Actor("user", "admin-1", "admin")  # tokens are issued by their user or an admin
 
 PASSWORD = "correct horse battery staple"
@@ -24,7 +26,7 @@ def make_user(
     session: Session, actor: Actor, *, password: str = PASSWORD, **overrides: Any
 ) -> User:
     fields = {"email": "Fin@Example.com ", "name": "Fin", "role": Role.FINANCE, **overrides}
-    return auth.create_user(session, actor, password=password, **fields)
+    return auth.create_user(session, USERS_ADMIN, password=password, **fields)
 
 
 def test_a_user_signs_in_with_their_password_whatever_the_email_case(
@@ -57,7 +59,7 @@ def test_a_disabled_user_cannot_sign_in_and_loses_their_tokens(
 ) -> None:
     user = make_user(session, actor)
     issued = auth.issue_token(session, ADMIN, user.id, name="crm")
-    auth.disable_user(session, actor, user.id)
+    auth.disable_user(session, USERS_ADMIN, user.id)
     with pytest.raises(Unauthorized, match="disabled"):
         auth.authenticate(session, user.email, PASSWORD)
     with pytest.raises(Unauthorized):

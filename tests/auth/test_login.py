@@ -13,6 +13,8 @@ from mdfledger import auth, create_app
 from mdfledger.actor import Actor
 from mdfledger.auth import Role
 
+USERS_ADMIN = Actor("user", "admin-1", "admin")  # only admins create and disable staff users
+
 PASSWORD = "correct horse battery staple"
 
 
@@ -20,14 +22,14 @@ PASSWORD = "correct horse battery staple"
 def app(database_url: str, tmp_path: Path, session_factory, actor: Actor) -> Flask:
     with session_factory() as session:
         auth.create_user(
-            session, actor, email="fin@example.com", name="Fin", role=Role.FINANCE,
+            session, USERS_ADMIN, email="fin@example.com", name="Fin", role=Role.FINANCE,
             password=PASSWORD,
         )  # fmt: skip
         auth.create_user(
-            session, actor, email="old@example.com", name="Old", role=Role.AUDITOR,
+            session, USERS_ADMIN, email="old@example.com", name="Old", role=Role.AUDITOR,
             password=PASSWORD,
         )  # fmt: skip
-        auth.disable_user(session, actor, 2)
+        auth.disable_user(session, USERS_ADMIN, 2)
         session.commit()
     return create_app({"database_url": database_url, "env": "test", "instance_path": tmp_path})
 

@@ -13,13 +13,15 @@ from mdfledger.actor import Actor
 from mdfledger.auth import Role
 from tests.auth.test_login import PASSWORD, csrf_token, sign_in
 
+USERS_ADMIN = Actor("user", "admin-1", "admin")  # only admins create and disable staff users
+
 
 @pytest.fixture
 def app(database_url: str, tmp_path: Path, session_factory, actor: Actor) -> Flask:
     with session_factory() as session:
         for email, role in (("fin@example.com", Role.FINANCE), ("aud@example.com", Role.AUDITOR)):
             auth.create_user(
-                session, actor, email=email, name=email[:3], role=role, password=PASSWORD
+                session, USERS_ADMIN, email=email, name=email[:3], role=role, password=PASSWORD
             )
         session.commit()
     return create_app({"database_url": database_url, "env": "test", "instance_path": tmp_path})

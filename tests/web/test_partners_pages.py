@@ -22,6 +22,8 @@ from mdfledger.clock import utcnow
 from mdfledger.money import format_amount
 from tests.auth.test_login import csrf_token, sign_in
 
+USERS_ADMIN = Actor("user", "admin-1", "admin")  # only admins create and disable staff users
+
 PASSWORD = "correct horse battery staple"
 EMAILS = {
     "admin": "admin@example.com",
@@ -84,7 +86,12 @@ def world(
         programs.fund_budget(session, actor, mdf.id, 10_000_000, reason="FY budget")
         for role in ("admin", "finance", "auditor"):
             auth.create_user(
-                session, actor, email=EMAILS[role], name=role.title(), role=role, password=PASSWORD
+                session,
+                USERS_ADMIN,
+                email=EMAILS[role],
+                name=role.title(),
+                role=role,
+                password=PASSWORD,
             )
         programs.add_partner_user(
             session, actor, acme.id, email=EMAILS["partner"], name="Ada Acme", password=PASSWORD

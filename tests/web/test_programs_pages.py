@@ -24,6 +24,8 @@ from mdfledger.errors import ValidationError
 from mdfledger.ledger.models import Account
 from mdfledger.web import money, percent, percent_to_bp
 
+USERS_ADMIN = Actor("user", "admin-1", "admin")  # only admins create and disable staff users
+
 PASSWORD = "correct horse battery staple"
 EMAILS = {
     "admin": "admin@example.com",
@@ -118,7 +120,12 @@ def site(
         programs.allocate(session, actor, mdf.id, bolt.id, 123_456, reason="Q plan")
         for role in ("admin", "finance", "auditor"):
             auth.create_user(
-                session, actor, email=EMAILS[role], name=role.title(), role=role, password=PASSWORD
+                session,
+                USERS_ADMIN,
+                email=EMAILS[role],
+                name=role.title(),
+                role=role,
+                password=PASSWORD,
             )
         for key, partner, name in (
             ("partner", acme, "Ada Acme"),
@@ -238,7 +245,7 @@ def test_percentages_read_and_show_exactly() -> None:
 NAV = {
     "admin": [
         ("Programs", "web.programs"), ("Partners", "web.partners"), ("Allocate", "web.allocate"),
-        ("Imports", "web.imports"),
+        ("Imports", "web.imports"), ("Users", "auth.users"),
     ],
     "finance": [
         ("Programs", "web.programs"), ("Partners", "web.partners"), ("Allocate", "web.allocate"),
