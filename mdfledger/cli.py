@@ -321,7 +321,7 @@ def _import(kind: str, program_code: str, path: str, period: str | None, **optio
         f" moved {format_amount(report.moved, currency)} {currency}"
     )
     for result in report.results:
-        if result.note:
+        if result.note and result.status == "applied":  # skipped rows are in the count above
             click.echo(f"line {result.line} ({result.partner}): {result.note}")
 
 

@@ -442,6 +442,7 @@ def import_purchases(
     commands: list[NewTransfer] = []
     purchases: list[tuple[Purchase, int | None]] = []  # with the index of its command
     left: dict[int, int] = {}  # fund id -> what it holds, as this import changes it
+    funds: dict[int, Fund] = {}
     for index, g in enumerate(good):
         progress("accruing", index + 1, len(good))
         partner: Partner = g["partner"]
@@ -451,7 +452,9 @@ def import_purchases(
                 RowResult(g["line"], partner.code, g["amount"], 0, "skipped", "already imported")
             )
             continue
-        fund = fund_for(session, actor, program, partner, g["day"], now=now)
+        fund = funds.get(partner.id)  # every row is in the one period: one fund per partner
+        if fund is None:
+            fund = funds[partner.id] = fund_for(session, actor, program, partner, g["day"], now=now)
         if fund.id not in left:
             account = session.get(Account, fund.account_id, populate_existing=True)
             assert account is not None
