@@ -30,14 +30,18 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.is_production,
         RATELIMIT_STORAGE_URI=settings.ratelimit_storage_url,
-        # Uploads: a CSV import may be 10 MB (csvfile.MAX_BYTES); bigger bodies get 413 at once.
-        MAX_CONTENT_LENGTH=16 * 1024 * 1024,
+        # Bigger bodies get 413 at once: room for five proof files of the upload limit in one
+        # request (a CSV import is capped lower, at csvfile.MAX_BYTES).
+        MAX_CONTENT_LENGTH=5 * settings.upload_max_bytes + 1024 * 1024,
     )
 
     from mdfledger import db
     from mdfledger.extensions import csrf, limiter, login_manager
 
     db.init_app(app, settings.database_url, echo=settings.sql_echo)
+    from mdfledger.audit import requests as request_ids
+
+    request_ids.init_app(app)  # first of the before_request hooks: every response gets its id
     csrf.init_app(app)
     login_manager.init_app(app)
     limiter.init_app(app)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_SECRET_KEY = "dev-only-insecure-secret-key"
 MIN_SECRET_KEY_LENGTH = 32
+DEFAULT_UPLOAD_MAX_BYTES = 20 * 1024 * 1024  # proof documents (storage.py)
+PROOF_STORES = ("local", "s3")
+S3_SSE_MODES = ("AES256", "aws:kms")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -19,6 +23,15 @@ def _default_database_url(instance_path: Path) -> str:
     return f"sqlite:///{instance_path / 'mdfledger.sqlite3'}"
 
 
+def _whole_number(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isascii() or not raw.isdigit():
+        raise ConfigError(f"{name} must be a whole number of bytes, e.g. 20971520, not {raw!r}")
+    return int(raw)
+
+
 @dataclass(frozen=True)
 class Settings:
     env: str = "development"
@@ -27,10 +40,24 @@ class Settings:
     instance_path: Path = field(default_factory=lambda: PROJECT_ROOT / "instance")
     sql_echo: bool = False
     ratelimit_storage_url: str = "memory://"  # redis://... to share counters between workers
+    # Proof documents (storage.py). AWS credentials and region come from boto3's usual chain.
+    proof_store: str = "local"  # or "s3"
+    proof_dir: Path | None = None  # local store; None means instance_path / "proof"
+    s3_bucket: str = ""
+    s3_prefix: str = "proof"
+    s3_endpoint_url: str = ""  # only for S3-compatible servers (moto, MinIO)
+    s3_sse: str = "AES256"  # or "aws:kms"
+    s3_kms_key_id: str = ""  # with aws:kms; empty means the account's aws/s3 key
+    upload_max_bytes: int = DEFAULT_UPLOAD_MAX_BYTES
 
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def proof_path(self) -> Path:
+        """Where the local store keeps proof documents."""
+        return self.proof_dir if self.proof_dir is not None else self.instance_path / "proof"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -43,6 +70,16 @@ class Settings:
             instance_path=instance_path,
             sql_echo=env.get("MDFLEDGER_SQL_ECHO", "") in {"1", "true", "yes"},
             ratelimit_storage_url=env.get("MDFLEDGER_RATELIMIT_STORAGE_URL", "memory://"),
+            proof_store=env.get("MDFLEDGER_PROOF_STORE") or "local",
+            proof_dir=Path(env["MDFLEDGER_PROOF_DIR"]) if env.get("MDFLEDGER_PROOF_DIR") else None,
+            s3_bucket=env.get("MDFLEDGER_S3_BUCKET", ""),
+            s3_prefix=env.get("MDFLEDGER_S3_PREFIX", "proof"),
+            s3_endpoint_url=env.get("MDFLEDGER_S3_ENDPOINT_URL", ""),
+            s3_sse=env.get("MDFLEDGER_S3_SSE") or "AES256",
+            s3_kms_key_id=env.get("MDFLEDGER_S3_KMS_KEY_ID", ""),
+            upload_max_bytes=_whole_number(
+                env, "MDFLEDGER_UPLOAD_MAX_BYTES", DEFAULT_UPLOAD_MAX_BYTES
+            ),
         )
 
     def validate(self) -> None:
@@ -56,4 +93,31 @@ class Settings:
             raise ConfigError(
                 "production refuses to start with the default or a short secret key: set"
                 f" MDFLEDGER_SECRET_KEY to a random string of {MIN_SECRET_KEY_LENGTH}+ characters"
+            )
+        self._validate_proof_storage()
+
+    def _validate_proof_storage(self) -> None:
+        if self.proof_store not in PROOF_STORES:
+            raise ConfigError(
+                f"MDFLEDGER_PROOF_STORE must be local or s3, not {self.proof_store!r}"
+            )
+        if self.upload_max_bytes <= 0:
+            raise ConfigError("MDFLEDGER_UPLOAD_MAX_BYTES must be a positive number of bytes")
+        if self.s3_sse not in S3_SSE_MODES:
+            raise ConfigError(f"MDFLEDGER_S3_SSE must be AES256 or aws:kms, not {self.s3_sse!r}")
+        if self.s3_kms_key_id and self.s3_sse != "aws:kms":
+            raise ConfigError(
+                "MDFLEDGER_S3_KMS_KEY_ID is set but MDFLEDGER_S3_SSE is not aws:kms;"
+                " set MDFLEDGER_S3_SSE=aws:kms or remove the key id"
+            )
+        if self.s3_endpoint_url and not self.s3_endpoint_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                "MDFLEDGER_S3_ENDPOINT_URL must start with http:// or https://,"
+                f" not {self.s3_endpoint_url!r}"
+            )
+        if any(part in {".", ".."} for part in self.s3_prefix.split("/")):
+            raise ConfigError(f"MDFLEDGER_S3_PREFIX must not contain . or .. ({self.s3_prefix!r})")
+        if self.proof_store == "s3" and not self.s3_bucket:
+            raise ConfigError(
+                "MDFLEDGER_PROOF_STORE=s3 needs MDFLEDGER_S3_BUCKET, the bucket for proof documents"
             )

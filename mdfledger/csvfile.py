@@ -24,7 +24,7 @@ MAX_CELL_CHARS = 1000
 
 _DELIMITERS = (",", ";", "\t")  # ";" is what Excel writes in locales with a decimal comma
 _DIGITS = frozenset("0123456789")  # str.isdigit() would accept "٢" and "²"
-_SAVE_AS = 'save it from your spreadsheet as "CSV UTF-8" and upload it again'
+SAVE_AS_HINT = 'save it from your spreadsheet as "CSV UTF-8" and upload it again'
 _MAGIC = (
     (b"PK\x03\x04", "this looks like an Excel workbook (.xlsx); export it as CSV"),
     (
@@ -88,23 +88,23 @@ def read_table(
     if not data:
         return _fail(0, "the file is empty")
     if len(data) > max_bytes:
-        return _fail(0, _size_message(len(data), max_bytes))
+        return _fail(0, size_message(len(data), max_bytes))
     for magic, message in _MAGIC:
         if data.startswith(magic):
             return _fail(0, message)
     utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
     if not utf16 and b"\x00" in data:
-        return _fail(0, f"the file contains binary data, not CSV text; {_SAVE_AS}")
+        return _fail(0, f"the file contains binary data, not CSV text; {SAVE_AS_HINT}")
 
     codec, label = ("utf-16", "UTF-16") if utf16 else ("utf-8-sig", "UTF-8")
     try:
         text = data.decode(codec)
     except UnicodeDecodeError as exc:
         # exc.object may be the input minus its BOM; its prefix up to exc.start is valid text.
-        line = _count_lines(exc.object[: exc.start].decode(codec)) + 1
-        return _fail(line, f"line {line} contains text that is not {label}; {_SAVE_AS}")
+        line = count_lines(exc.object[: exc.start].decode(codec)) + 1
+        return _fail(line, f"line {line} contains text that is not {label}; {SAVE_AS_HINT}")
     if "\x00" in text:
-        return _fail(0, f"the file contains binary data, not CSV text; {_SAVE_AS}")
+        return _fail(0, f"the file contains binary data, not CSV text; {SAVE_AS_HINT}")
     if not text.strip():
         return _fail(0, "the file is empty")
 
@@ -294,7 +294,7 @@ def _match_header(
     return positions, errors
 
 
-def _count_lines(text: str) -> int:
+def count_lines(text: str) -> int:
     """Line breaks as io and csv see them: \\r\\n, \\r or \\n (not str.splitlines's extras)."""
     return text.count("\n") + text.count("\r") - text.count("\r\n")
 
@@ -313,15 +313,15 @@ def _shorten(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _human_size(size: int) -> str:
+def human_size(size: int) -> str:
     if size < 1024:
         return "1 byte" if size == 1 else f"{size:,} bytes"
     value, unit = (size / 1024, "KB") if size < 1024 * 1024 else (size / 1024 / 1024, "MB")
     return f"{value:,.1f}".removesuffix(".0") + f" {unit}"
 
 
-def _size_message(size: int, limit: int) -> str:
-    shown, allowed = _human_size(size), _human_size(limit)
+def size_message(size: int, limit: int) -> str:
+    shown, allowed = human_size(size), human_size(limit)
     if shown == allowed:  # just over the limit: rounding would make them read the same
         shown, allowed = f"{size:,} bytes", f"{limit:,} bytes"
     return f"the file is {shown}; the limit is {allowed}"
