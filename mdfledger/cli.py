@@ -20,6 +20,7 @@ from werkzeug.serving import run_simple
 
 from mdfledger import auth, demo, jobs, ledger, migrate, programs
 from mdfledger.actor import Actor
+from mdfledger.audit.cli import audit_group
 from mdfledger.auth import Role
 from mdfledger.csvfile import parse_date
 from mdfledger.db import get_read_session, get_session, session_factory
@@ -423,7 +424,7 @@ def serve(host: str, port: int, no_jobs: bool) -> None:
 def register_commands(app: Flask) -> None:
     commands = (
         db_group, verify_ledger_command, ledger_group, users_group, tokens_group, funds_group,
-        import_group,
+        import_group, audit_group,
         demo_command, bench_group, serve,
     )  # fmt: skip
     for command in commands:

@@ -109,7 +109,12 @@ def make_session_factory(engine: Engine, *, read_only: bool = False) -> sessionm
 
 
 # Every feature's models module, so Alembic and the schema check see the whole schema.
-MODEL_MODULES = ("mdfledger.ledger.models", "mdfledger.programs.models", "mdfledger.auth.models")
+MODEL_MODULES = (
+    "mdfledger.ledger.models",
+    "mdfledger.programs.models",
+    "mdfledger.auth.models",
+    "mdfledger.audit.models",
+)
 
 
 def load_models() -> MetaData:

@@ -24,6 +24,7 @@ BLUEPRINTS = (
     "mdfledger.api.me:blp",
     "mdfledger.api.programs:blp",
     "mdfledger.api.partners:blp",
+    "mdfledger.api.audit:blp",
 )
 
 

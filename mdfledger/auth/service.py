@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import column, select, table
 from sqlalchemy.orm import Session
 
+from mdfledger import audit
 from mdfledger.actor import Actor
 from mdfledger.auth import rules
 from mdfledger.auth.models import ApiToken, Role, User
@@ -57,6 +58,14 @@ def create_user(
     )
     session.add(user)
     session.flush()
+    whose = f" for partner {_partner_code(session, partner_id)}" if partner_id is not None else ""
+    audit.record(
+        session, actor, "user.create", object_type="user", object_id=user.id,
+        summary=f"Created {user.role} user {user.email} ({user.name}){whose}",
+        after={"email": user.email, "name": user.name, "role": user.role,
+               "partner_id": user.partner_id},
+        subject_partner_id=user.partner_id,
+    )  # fmt: skip
     return user
 
 
@@ -87,9 +96,21 @@ def disable_user(
         raise Conflict("you cannot disable yourself: ask another admin")
     if user.disabled_at is None:
         user.disabled_at = ensure_utc(now or utcnow())
+        revoked = []
         for token in session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)):
+            if token.revoked_at is None:
+                revoked.append(token.id)
             token.revoked_at = token.revoked_at or user.disabled_at
         session.flush()
+        audit.record(
+            session, actor, "user.disable", object_type="user", object_id=user.id,
+            summary=f"Disabled {user.role} user {user.email}"
+            + (f" and revoked {len(revoked)} API token{'s' if len(revoked) != 1 else ''}"
+               if revoked else ""),
+            before={"disabled_at": None},
+            after={"disabled_at": user.disabled_at, "revoked_token_ids": revoked},
+            subject_partner_id=user.partner_id,
+        )  # fmt: skip
     return user
 
 
@@ -100,6 +121,10 @@ def set_password(session: Session, actor: Actor, user_id: int, password: str) ->
         raise ValidationError(problem, field="password")
     user.password_hash = rules.hash_password(password)
     session.flush()
+    audit.record(  # that it changed, never what to
+        session, actor, "user.set_password", object_type="user", object_id=user.id,
+        summary=f"Set a new password for {user.email}", subject_partner_id=user.partner_id,
+    )  # fmt: skip
     return user
 
 
@@ -139,6 +164,12 @@ def issue_token(
     )
     session.add(token)
     session.flush()
+    audit.record(  # never the secret, nor its hash
+        session, actor, "token.issue", object_type="api_token", object_id=token.id,
+        summary=f"Issued the {token.role} API token “{token.name}” to {user.email}",
+        after={"user_id": user.id, "name": token.name, "role": token.role},
+        subject_partner_id=user.partner_id,
+    )  # fmt: skip
     return IssuedToken(token, secret)
 
 
@@ -165,8 +196,16 @@ def revoke_token(
     token = session.get(ApiToken, token_id) if isinstance(token_id, int) else None
     if token is None or not _may_manage(actor, token.user_id):
         raise NotFound(f"API token {token_id!r} does not exist")
-    token.revoked_at = token.revoked_at or ensure_utc(now or utcnow())
-    session.flush()
+    if token.revoked_at is None:
+        token.revoked_at = ensure_utc(now or utcnow())
+        session.flush()
+        user = _user(session, token.user_id)
+        audit.record(
+            session, actor, "token.revoke", object_type="api_token", object_id=token.id,
+            summary=f"Revoked the API token “{token.name}” of {user.email}",
+            before={"revoked_at": None}, after={"revoked_at": token.revoked_at},
+            subject_partner_id=user.partner_id,
+        )  # fmt: skip
     return token
 
 
@@ -207,6 +246,11 @@ def _partner_exists(session: Session, partner_id: object) -> bool:
     if not isinstance(partner_id, int) or isinstance(partner_id, bool) or partner_id < 1:
         return False
     return session.scalar(select(partners.c.id).where(partners.c.id == partner_id)) is not None
+
+
+def _partner_code(session: Session, partner_id: int) -> str:
+    partners = table("partners", column("id"), column("code"))
+    return session.scalar(select(partners.c.code).where(partners.c.id == partner_id)) or "?"
 
 
 def _user(session: Session, user_id: int) -> User:

@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mdfledger import ledger
+from mdfledger import audit, ledger
 from mdfledger.actor import Actor
 from mdfledger.auth.scope import MANAGERS, require_role
 from mdfledger.clock import ensure_utc, utcnow
@@ -156,7 +156,21 @@ def fund_budget(
         full_key, source, target, abs(amount), rules.BUDGET_FUNDING,
         ref_type="program", ref_id=str(program.id), memo=_reason(reason),
     )  # fmt: skip
-    return _money_moved(session, actor, command, now=now, short=f"the {program.code} budget")
+    record = _money_moved(session, actor, command, now=now, short=f"the {program.code} budget")
+    if not record.replayed:
+        shown = audit.money(abs(amount), program.currency)
+        audit.record(
+            session, actor, "budget.fund" if amount > 0 else "budget.withdraw",
+            object_type="program", object_id=program.id,
+            summary=(
+                f"Funded the {program.code} budget with {shown}" if amount > 0
+                else f"Took {shown} back from the {program.code} budget"
+            ) + f": {command.memo}",
+            after={"amount": format_amount(amount, program.currency),
+                   "currency": program.currency, "reason": command.memo,
+                   "transfer_id": record.id},
+        )  # fmt: skip
+    return record
 
 
 def allocate(
@@ -209,9 +223,18 @@ def allocate(
             rules.ALLOCATION, ref_type="partner", ref_id=str(partner.id), memo=reason,
         )  # fmt: skip
         record = _money_moved(session, actor, command, now=now, short=f"the {program.code} budget")
-    return _record_allocation(
+    allocation = _record_allocation(
         session, actor, record, fund, AllocationKind.ALLOCATION, amount, reason, import_id, now
     )
+    if not record.replayed:
+        audit.record(
+            session, actor, "allocation.create", object_type="allocation",
+            object_id=allocation.id, subject_partner_id=partner.id,
+            summary=f"Allocated {audit.money(amount, program.currency)} to {partner.code} for"
+            f" {fund.period_label} from the {program.code} budget: {reason}",
+            after=_audited(allocation, program, fund),
+        )  # fmt: skip
+    return allocation
 
 
 def adjust_fund(
@@ -256,9 +279,20 @@ def adjust_fund(
         ref_type="partner", ref_id=str(fund.partner_id), memo=reason,
     )  # fmt: skip
     record = _money_moved(session, actor, command, now=now, short=short)
-    return _record_allocation(
+    allocation = _record_allocation(
         session, actor, record, fund, AllocationKind.ADJUSTMENT, delta, reason, None, now
     )
+    if not record.replayed:
+        partner_code = session.scalar(select(Partner.code).where(Partner.id == fund.partner_id))
+        audit.record(
+            session, actor, "allocation.adjust", object_type="allocation",
+            object_id=allocation.id, subject_partner_id=fund.partner_id,
+            summary=f"Adjusted {partner_code}'s {fund.period_label} fund in {program.code}"
+            f" {'up' if delta > 0 else 'down'} by {audit.money(abs(delta), program.currency)}:"
+            f" {reason}",
+            after=_audited(allocation, program, fund),
+        )  # fmt: skip
+    return allocation
 
 
 def reverse_allocation(
@@ -313,10 +347,23 @@ def reverse_allocation(
             " by what is left instead",
             field="amount",
         ) from None
-    return _record_allocation(
+    reversal = _record_allocation(
         session, actor, record, original.fund, AllocationKind.REVERSAL, -original.amount,
         reason, None, now, reverses_id=original.id,
     )  # fmt: skip
+    if not record.replayed:
+        program = session.get(Program, original.program_id)
+        partner_code = session.scalar(select(Partner.code).where(Partner.id == original.partner_id))
+        assert program is not None
+        audit.record(
+            session, actor, "allocation.reverse", object_type="allocation",
+            object_id=reversal.id, subject_partner_id=original.partner_id,
+            summary=f"Reversed {original.kind} #{original.id} of"
+            f" {audit.money(original.amount, program.currency)} to {partner_code} for"
+            f" {original.fund.period_label} in {program.code}: {reason}",
+            after=_audited(reversal, program, original.fund),
+        )  # fmt: skip
+    return reversal
 
 
 def _receives_funds(partner: Partner) -> None:
@@ -359,6 +406,18 @@ def _record_allocation(
     session.add(allocation)
     session.flush()
     return allocation
+
+
+def _audited(allocation: Allocation, program: Program, fund: Fund) -> dict[str, object]:
+    """An allocation, adjustment or reversal as the audit log shows it."""
+    return {
+        "kind": allocation.kind, "program_id": program.id, "partner_id": allocation.partner_id,
+        "fund_id": fund.id, "period": fund.period_label,
+        "amount": format_amount(allocation.amount, program.currency),
+        "currency": program.currency, "reason": allocation.reason,
+        "transfer_id": allocation.transfer_id, "reverses_id": allocation.reverses_id,
+        "import_id": allocation.import_id,
+    }  # fmt: skip
 
 
 def _fund(session: Session, fund_id: object) -> Fund:
@@ -427,7 +486,18 @@ def expire_funds(
                 ref_type="fund", ref_id=str(fund.id),
                 memo=f"{fund.period_label} funds unspent after {fund.available_until.isoformat()}",
             )  # fmt: skip
-            ledger.transfer(session, actor, command, now=now)
+            record = ledger.transfer(session, actor, command, now=now)
+            if not record.replayed:
+                audit.record(
+                    session, actor, "fund.expire", object_type="fund", object_id=fund.id,
+                    subject_partner_id=fund.partner_id,
+                    summary=f"Expired {audit.money(amount, program.currency)} unspent in"
+                    f" {partner_code}'s {fund.period_label} fund of {program.code} (usable"
+                    f" until {fund.available_until.isoformat()})",
+                    after={"amount": format_amount(amount, program.currency),
+                           "currency": program.currency, "transfer_id": record.id,
+                           "available_until": fund.available_until},
+                )  # fmt: skip
             expired.append(
                 ExpiredFund(
                     fund.id, program.code, partner_code, fund.period_label, amount, program.currency

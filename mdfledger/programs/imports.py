@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mdfledger import ledger
+from mdfledger import audit, ledger
 from mdfledger.actor import Actor
 from mdfledger.auth.scope import MANAGERS, require_role
 from mdfledger.clock import ensure_utc, utcnow
@@ -218,9 +218,21 @@ def _record_import(
     return record
 
 
-def _finish(session: Session, record: Import, report: ImportReport) -> ImportReport:
+def _finish(session: Session, actor: Actor, record: Import, report: ImportReport) -> ImportReport:
     record.applied, record.skipped, record.amount = report.applied, report.skipped, report.moved
     session.flush()
+    what = "allocations" if record.kind == ImportKind.ALLOCATIONS else "purchases"
+    audit.record(
+        session, actor, f"import.{what}", object_type="import", object_id=record.id,
+        summary=f"Imported {what} from {report.filename} into {report.program_code} for"
+        f" {report.period_label}: {report.rows} rows, {report.applied} applied,"
+        f" {report.skipped} skipped, {audit.money(report.moved, report.currency)} moved",
+        after={"kind": record.kind, "program_id": record.program_id,
+               "period": report.period_label, "filename": report.filename,
+               "sha256": record.sha256, "rows": report.rows, "applied": report.applied,
+               "skipped": report.skipped, "currency": report.currency,
+               "amount": format_amount(report.moved, report.currency)},
+    )  # fmt: skip
     return report
 
 
@@ -344,7 +356,7 @@ def import_allocations(
     for line, partner, amount, _ in good:
         report.results.append(RowResult(line, partner.code, amount, amount, "applied"))
     report.applied, report.moved = len(good), total
-    return _finish(session, record, report)
+    return _finish(session, actor, record, report)
 
 
 def source_key(partner_code: str, reference: str, day: date, amount: int, product: str) -> str:
@@ -506,7 +518,7 @@ def import_purchases(
         if command_index is not None:
             purchase.transfer_id = transfers[command_index].id
     session.add_all(purchase for purchase, _ in purchases)
-    return _finish(session, record, report)
+    return _finish(session, actor, record, report)
 
 
 def _already_imported(session: Session, program_id: int, keys: list[str]) -> set[str]:

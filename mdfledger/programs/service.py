@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from mdfledger import auth, ledger
+from mdfledger import audit, auth, ledger
 from mdfledger.actor import Actor
 from mdfledger.auth import Role
 from mdfledger.auth.scope import MANAGERS, STAFF, check_partner, require_role, scoped
@@ -40,6 +40,15 @@ from mdfledger.programs.models import (
 )
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+# What the audit log shows of each object (never secrets: those are not on these objects).
+PROGRAM_AUDITED = (
+    "code", "name", "description", "kind", "currency", "timezone", "fiscal_start_month",
+    "period_months", "claim_deadline_days", "share_bp", "expiry_policy", "rollover_days", "status",
+)  # fmt: skip
+ACTIVITY_AUDITED = ("program_id", "code", "name", "description", "proof", "cap", "active")
+PARTNER_AUDITED = ("code", "name", "type", "tier", "region", "status")
+CONTACT_AUDITED = ("partner_id", "name", "email", "phone", "title", "is_primary")
 
 
 def account_name(name: str) -> str:
@@ -125,6 +134,11 @@ def create_program(
     )
     session.add(program)
     session.flush()
+    audit.record(
+        session, actor, "program.create", object_type="program", object_id=program.id,
+        summary=f"Created {program.kind} program {program.code} ({program.name}) in {currency}",
+        after=audit.snapshot(program, PROGRAM_AUDITED),
+    )  # fmt: skip
     return program
 
 
@@ -146,9 +160,17 @@ def update_program(session: Session, actor: Actor, program_id: int, **changes: A
             " expiry policy are fixed once it exists",
             field=sorted(unknown)[0],
         )
+    before = audit.snapshot(program, changes)
     for field, value in {k: checks[k](v) for k, v in changes.items()}.items():
         setattr(program, field, value)
     session.flush()
+    before, after = audit.changed(before, audit.snapshot(program, changes))
+    if after:  # a save that changes nothing leaves no entry
+        audit.record(
+            session, actor, "program.update", object_type="program", object_id=program.id,
+            summary=f"Changed program {program.code}: {audit.describe(before, after)}",
+            before=before, after=after,
+        )  # fmt: skip
     return program
 
 
@@ -224,6 +246,11 @@ def add_activity(
     )
     session.add(activity)
     session.flush()
+    audit.record(
+        session, actor, "activity.create", object_type="activity", object_id=activity.id,
+        summary=f"Added activity {activity.code} ({activity.name}) to program {program.code}",
+        after=audit.snapshot(activity, ACTIVITY_AUDITED),
+    )  # fmt: skip
     return activity
 
 
@@ -242,9 +269,18 @@ def update_activity(session: Session, actor: Actor, activity_id: int, **changes:
     unknown = set(changes) - set(checks)
     if unknown:
         raise ValidationError(f"cannot change {', '.join(sorted(unknown))}", field="changes")
+    before = audit.snapshot(activity, changes)
     for field, value in {k: checks[k](v) for k, v in changes.items()}.items():
         setattr(activity, field, value)
     session.flush()
+    before, after = audit.changed(before, audit.snapshot(activity, changes))
+    if after:  # a save that changes nothing leaves no entry
+        audit.record(
+            session, actor, "activity.update", object_type="activity", object_id=activity.id,
+            summary=f"Changed activity {activity.code} of program {activity.program.code}:"
+            f" {audit.describe(before, after)}",
+            before=before, after=after,
+        )  # fmt: skip
     return activity
 
 
@@ -281,11 +317,22 @@ def set_accrual_rate(
             func.lower(AccrualRate.product_line) == product_line.lower(),
         )
     )
+    before = None if rate is None else {"rate_bp": rate.rate_bp}
     if rate is None:
         rate = AccrualRate(program_id=program.id, tier=tier, product_line=product_line)
         session.add(rate)
     rate.rate_bp = rate_bp
     session.flush()
+    if before != {"rate_bp": rate_bp}:  # setting the rate it already has leaves no entry
+        audit.record(
+            session, actor, "accrual_rate.set", object_type="accrual_rate", object_id=rate.id,
+            summary=f"Set the {program.code} co-op rate for {rate.tier or 'any tier'} and"
+            f" {rate.product_line or 'any product line'} to {audit.percent(rate_bp)}"
+            + (f" (was {audit.percent(before['rate_bp'])})" if before else ""),
+            before=before,
+            after={"program_id": program.id, "tier": rate.tier,
+                   "product_line": rate.product_line, "rate_bp": rate_bp},
+        )  # fmt: skip
     return rate
 
 
@@ -330,6 +377,11 @@ def create_partner(
     partner = Partner(code=partner_code, created_at=ensure_utc(now or utcnow()), **fields)
     session.add(partner)
     session.flush()
+    audit.record(
+        session, actor, "partner.create", object_type="partner", object_id=partner.id,
+        summary=f"Created partner {partner.code} ({partner.name})",
+        after=audit.snapshot(partner, PARTNER_AUDITED), subject_partner_id=partner.id,
+    )  # fmt: skip
     return partner
 
 
@@ -339,9 +391,17 @@ def update_partner(session: Session, actor: Actor, partner_id: int, **changes: A
     unknown = set(changes) - set(_PARTNER_FIELDS)
     if unknown:
         raise ValidationError(f"cannot change {', '.join(sorted(unknown))}", field="changes")
+    before = audit.snapshot(partner, changes)
     for field, value in {k: _PARTNER_FIELDS[k](v) for k, v in changes.items()}.items():
         setattr(partner, field, value)
     session.flush()
+    before, after = audit.changed(before, audit.snapshot(partner, changes))
+    if after:  # a save that changes nothing leaves no entry
+        audit.record(
+            session, actor, "partner.update", object_type="partner", object_id=partner.id,
+            summary=f"Changed partner {partner.code}: {audit.describe(before, after)}",
+            before=before, after=after, subject_partner_id=partner.id,
+        )  # fmt: skip
     return partner
 
 
@@ -423,6 +483,12 @@ def add_contact(
     )
     session.add(contact)
     session.flush()
+    audit.record(
+        session, actor, "contact.create", object_type="contact", object_id=contact.id,
+        summary=f"Added {'the primary ' if is_primary else ''}contact {contact.name}"
+        f" <{contact.email}> to partner {partner.code}",
+        after=audit.snapshot(contact, CONTACT_AUDITED), subject_partner_id=partner.id,
+    )  # fmt: skip
     return contact
 
 
@@ -436,7 +502,8 @@ def add_partner_user(
     password: str,
     now: datetime | None = None,
 ) -> auth.User:
-    """A sign-in for one of the partner's people; it sees only this partner's data."""
+    """A sign-in for one of the partner's people; it sees only this partner's data. Audited
+    by auth.create_user ("user.create", about this partner)."""
     require_role(actor, *MANAGERS)
     partner = get_partner(session, actor, partner_id)
     return auth.create_user(

@@ -113,14 +113,20 @@ NAVIGATION: dict[str, tuple[tuple[str, str], ...]] = {
         ("Allocate", "web.allocate"),
         ("Imports", "web.imports"),
         ("Users", "auth.users"),
+        ("Audit log", "web.audit_log"),
     ),
     Role.FINANCE: (
         ("Programs", "web.programs"),
         ("Partners", "web.partners"),
         ("Allocate", "web.allocate"),
         ("Imports", "web.imports"),
+        ("Audit log", "web.audit_log"),
     ),
-    Role.AUDITOR: (("Programs", "web.programs"), ("Partners", "web.partners")),
+    Role.AUDITOR: (
+        ("Programs", "web.programs"),
+        ("Partners", "web.partners"),
+        ("Audit log", "web.audit_log"),
+    ),
     Role.PARTNER: (("My funds", "web.funds"), ("Programs", "web.programs")),
 }
 
@@ -234,6 +240,7 @@ def healthz() -> tuple[object, int]:
 
 
 # Page modules: importing them registers their routes and handlers on `bp`.
+from mdfledger.web import audit as audit  # noqa: E402
 from mdfledger.web import errors as errors  # noqa: E402
 from mdfledger.web import imports, partners  # noqa: E402,F401  (routes)
 from mdfledger.web import programs as programs  # noqa: E402

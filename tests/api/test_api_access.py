@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mdfledger.actor import Actor
+from mdfledger.audit import AuditEntry
 from mdfledger.clock import utcnow
 from mdfledger.ledger.models import Transfer
 from tests.api.test_programs_api import World, build_world, ok
@@ -72,7 +74,18 @@ IDS: dict[str, Callable[[World], int]] = {
     "fund_id": lambda w: w.acme_fund,
     "allocation_id": lambda w: w.acme_allocation,
     "import_id": lambda w: w.imp,
+    "entry_id": lambda w: _audit_entry_about(w, w.acme),
 }
+
+
+def _audit_entry_about(world: World, partner_id: int) -> int:
+    with world.sessions() as session:
+        found = session.scalar(
+            select(func.max(AuditEntry.id)).where(AuditEntry.subject_partner_id == partner_id)
+        )
+    assert found is not None
+    return found
+
 
 CASES = [
     Case("GET", "/api/v1/me", ALL, 200),
@@ -176,6 +189,8 @@ CASES = [
         201,
         _json(reason="r"),
     ),
+    Case("GET", "/api/v1/audit", STAFF, 200),
+    Case("GET", "/api/v1/audit/<int:entry_id>", STAFF, 200),
 ]
 
 

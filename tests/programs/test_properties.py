@@ -197,6 +197,8 @@ def step(world: World, op: tuple[Any, ...]) -> None:
             programs.adjust_fund(s, actor, allocation.fund_id, op[2], reason="fix", now=world.now)
         except Conflict as exc:  # the budget or the fund does not hold that much
             assert exc.details["field"] == "amount", exc
+        except ValidationError as exc:  # up into a fund past its last usable day
+            assert "expired after" in exc.message, exc
     elif name == "reverse" and world.allocations:
         target = world.allocations[op[1] % len(world.allocations)]
         # refused when already reversed, or when the money was used, reserved or expired

@@ -245,13 +245,15 @@ def test_percentages_read_and_show_exactly() -> None:
 NAV = {
     "admin": [
         ("Programs", "web.programs"), ("Partners", "web.partners"), ("Allocate", "web.allocate"),
-        ("Imports", "web.imports"), ("Users", "auth.users"),
+        ("Imports", "web.imports"), ("Users", "auth.users"), ("Audit log", "web.audit_log"),
     ],
     "finance": [
         ("Programs", "web.programs"), ("Partners", "web.partners"), ("Allocate", "web.allocate"),
-        ("Imports", "web.imports"),
+        ("Imports", "web.imports"), ("Audit log", "web.audit_log"),
     ],
-    "auditor": [("Programs", "web.programs"), ("Partners", "web.partners")],
+    "auditor": [
+        ("Programs", "web.programs"), ("Partners", "web.partners"), ("Audit log", "web.audit_log"),
+    ],
     "partner": [("My funds", "web.funds"), ("Programs", "web.programs")],
 }  # fmt: skip
 
@@ -262,7 +264,7 @@ def test_each_role_gets_its_navigation_and_the_layouts_landmarks(site: Site, rol
     page = client.get("/programs").get_data(as_text=True)
     assert nav_labels(page) == expected_nav(site.app, NAV[role])
     assert "Programs" in nav_labels(page)
-    for never in {"My funds", "Partners", "Allocate", "Imports"} - {
+    for never in {"My funds", "Partners", "Allocate", "Imports", "Audit log"} - {
         label for label, _ in NAV[role]
     }:
         assert never not in nav_labels(page)
