@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from decimal import Decimal
 
 from mdfledger.errors import ValidationError
 
@@ -60,3 +61,28 @@ def positive_amount(value: object, field: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 2**62:
         raise ValidationError(f"{field} must be a positive amount", field=field)
     return value
+
+
+PERCENT_PATTERN = r"^[0-9]{1,3}(\.[0-9]+)?$"  # also published in the OpenAPI document
+
+
+def parse_percent(
+    text: object, field: str, *, low: Decimal = Decimal("0.01"), high: Decimal = Decimal(100)
+) -> int:
+    """'12.5' (or '12.5%') -> 1250 basis points, exactly: never more than 2 decimal places."""
+    label = field.replace("_", " ")
+    cleaned = text.strip().removesuffix("%").strip() if isinstance(text, str) else ""
+    if not re.match(PERCENT_PATTERN, cleaned):
+        raise ValidationError(f"{label} must be a percentage such as 50 or 12.5", field=field)
+    value = Decimal(cleaned)
+    scaled = value.scaleb(2)
+    if scaled != scaled.to_integral_value():
+        raise ValidationError(f"{label} may have at most 2 decimal places", field=field)
+    if not low <= value <= high:
+        raise ValidationError(f"{label} must be from {low}% to {high}%", field=field)
+    return int(scaled)
+
+
+def percent_text(basis_points: int) -> str:
+    """5000 -> "50", 250 -> "2.5", 1 -> "0.01": exact, no exponent, no trailing zeros."""
+    return format(Decimal(basis_points).scaleb(-2).normalize(), "f")

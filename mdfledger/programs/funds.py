@@ -107,7 +107,8 @@ def _reason(reason: object) -> str:
     return clean_text(reason, "reason", REASON_MAX)
 
 
-def _open_program(program: Program) -> None:
+def open_program(program: Program) -> None:
+    """New funds come only from an active program."""
     if program.status != ProgramStatus.ACTIVE:
         raise Conflict(f"program {program.code} is closed: it takes no new funds", field="program")
 
@@ -119,14 +120,12 @@ def _money_moved(
     try:
         return ledger.transfer(session, actor, command, now=now)
     except ledger.LimitExceeded:
-        account = session.get(Account, command.debit_account_id)
-        assert account is not None
-        available = account.credits_posted - account.debits_posted - account.debits_pending
+        have = ledger.balance(session, command.debit_account_id)
         raise Conflict(
-            f"{short} has {format_amount(available, account.currency)} {account.currency}"
-            f" available; {format_amount(command.amount, account.currency)} is more",
+            f"{short} has {format_amount(have.available, have.currency)} {have.currency}"
+            f" available; {format_amount(command.amount, have.currency)} is more",
             field="amount",
-            available=available,
+            available=have.available,
         ) from None
 
 
@@ -148,7 +147,7 @@ def fund_budget(
     positive_amount(abs(amount), "amount")
     full_key = _key("budget", key)
     if amount > 0 and not _replay(session, key, full_key):
-        _open_program(program)
+        open_program(program)
     source, target = program.funding_account_id, program.budget_account_id
     if amount < 0:
         source, target = target, source
@@ -199,7 +198,7 @@ def allocate(
     full_key = _key("allocation", key)
     replay = _replay(session, key, full_key)
     if not replay:
-        _open_program(program)
+        open_program(program)
         _receives_funds(partner)
     now = ensure_utc(now or utcnow())
     current = today(program, now)
@@ -259,7 +258,7 @@ def adjust_fund(
     if delta > 0 and not _replay(session, key, full_key):
         # More money into a fund is new funds: not from a closed program, not to a suspended
         # partner (as allocate refuses), and not into a fund past its last usable day.
-        _open_program(program)
+        open_program(program)
         partner = session.get(Partner, fund.partner_id)
         assert partner is not None
         _receives_funds(partner)
@@ -332,15 +331,13 @@ def reverse_allocation(
             # is the budget that is short, not the fund (the message used to blame the fund).
             program = session.get(Program, original.program_id)
             assert program is not None
-            budget = session.get(Account, program.budget_account_id, populate_existing=True)
-            assert budget is not None
-            left = budget.credits_posted - budget.debits_posted - budget.debits_pending
+            budget = ledger.balance(session, program.budget_account_id)
             raise Conflict(
-                f"the {program.code} budget has {format_amount(left, budget.currency)}"
+                f"the {program.code} budget has {format_amount(budget.available, budget.currency)}"
                 f" {budget.currency} available; undoing this adjustment needs"
                 f" {format_amount(-original.amount, budget.currency)}",
                 field="amount",
-                available=left,
+                available=budget.available,
             ) from None
         raise Conflict(
             "the funds of this allocation were already used or reserved; adjust the fund down"

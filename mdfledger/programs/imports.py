@@ -25,10 +25,9 @@ from mdfledger.csvfile import Column, RowError, parse_date, read_table
 from mdfledger.errors import Conflict, DomainError, ValidationError
 from mdfledger.fields import clean_text
 from mdfledger.ledger import NewTransfer
-from mdfledger.ledger.models import Account
 from mdfledger.money import format_amount, parse_amount
 from mdfledger.programs import rules
-from mdfledger.programs.funds import REASON_MAX, fund_for, period_of, today
+from mdfledger.programs.funds import REASON_MAX, fund_for, open_program, period_of, today
 from mdfledger.programs.models import (
     AccrualRate,
     Allocation,
@@ -40,7 +39,6 @@ from mdfledger.programs.models import (
     PartnerStatus,
     Program,
     ProgramKind,
-    ProgramStatus,
     Purchase,
 )
 from mdfledger.programs.service import get_program
@@ -177,8 +175,7 @@ def _start(
 ) -> tuple[Program, rules.Period, ImportReport, str]:
     require_role(actor, *MANAGERS)
     program = get_program(session, actor, program_id)
-    if program.status != ProgramStatus.ACTIVE:
-        raise Conflict(f"program {program.code} is closed: it takes no new funds", field="program")
+    open_program(program)
     if not isinstance(data, bytes | bytearray):
         raise ValidationError("the upload must be a file", field="file")
     filename = clean_text(filename or "upload.csv", "filename", 255)
@@ -300,10 +297,7 @@ def import_allocations(
         if partner is not None and amount is not None:
             good.append((line, partner, amount, row_reason))
     total = sum(amount for _, _, amount, _ in good)
-    # populate_existing: an Account this session loaded earlier may predate other commits.
-    budget = session.get(Account, program.budget_account_id, populate_existing=True)
-    assert budget is not None
-    left = budget.credits_posted - budget.debits_posted - budget.debits_pending
+    left = ledger.balance(session, program.budget_account_id).available  # read fresh
     if not report.errors and total > left:
         rows.fail(
             0, "amount",
@@ -468,9 +462,7 @@ def import_purchases(
         if fund is None:
             fund = funds[partner.id] = fund_for(session, actor, program, partner, g["day"], now=now)
         if fund.id not in left:
-            account = session.get(Account, fund.account_id, populate_existing=True)
-            assert account is not None
-            left[fund.id] = account.credits_posted - account.debits_posted - account.debits_pending
+            left[fund.id] = ledger.balance(session, fund.account_id).available
         accrued = rules.accrual(g["amount"], g["rate"])
         moved = accrued if accrued >= 0 else -min(-accrued, left[fund.id])
         left[fund.id] += moved

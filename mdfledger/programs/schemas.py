@@ -12,7 +12,6 @@ money as decimal strings beside their currency, percentages as decimal strings, 
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -23,6 +22,7 @@ from marshmallow import validate
 from werkzeug.datastructures import FileStorage
 
 from mdfledger.errors import ValidationError
+from mdfledger.fields import PERCENT_PATTERN, parse_percent, percent_text
 from mdfledger.ledger import TransferRecord
 from mdfledger.ledger.commands import MAX_ID
 from mdfledger.money import format_amount, parse_amount
@@ -51,7 +51,7 @@ from mdfledger.programs.models import (
 AMOUNT_MAX_LENGTH = 40  # far more digits than any amount the ledger holds (< 2**62)
 UNSIGNED_AMOUNT = r"^[0-9]+(\.[0-9]+)?$"
 SIGNED_AMOUNT = r"^-?[0-9]+(\.[0-9]+)?$"
-PERCENT = r"^[0-9]{1,3}(\.[0-9]+)?$"
+PERCENT = PERCENT_PATTERN
 
 
 # --- fields --------------------------------------------------------------------------------------
@@ -97,8 +97,6 @@ class Percent(ma.fields.String):
 
     default_error_messages = {
         "invalid": 'Not a percentage such as "50" or "2.5": send percentages as JSON strings.',
-        "places": "At most 2 decimal places.",
-        "range": "Must be from {low} to {high}.",
     }
 
     def __init__(self, *, low: str = "0", high: str = "100", **kwargs: Any) -> None:
@@ -112,15 +110,12 @@ class Percent(ma.fields.String):
         super().__init__(metadata=metadata, **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
-        if not isinstance(value, str) or not re.match(PERCENT, value.strip()):
+        if not isinstance(value, str) or "%" in value:
             raise self.make_error("invalid")
-        percent = Decimal(value.strip())
-        scaled = percent.scaleb(2)
-        if scaled != scaled.to_integral_value():
-            raise self.make_error("places")
-        if not self.low <= percent <= self.high:
-            raise self.make_error("range", low=self.low, high=self.high)
-        return int(scaled)
+        try:
+            return parse_percent(value, attr or "percent", low=self.low, high=self.high)
+        except ValidationError as exc:
+            raise ma.ValidationError(exc.message) from None
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
         return None if value is None else percent_text(value)
@@ -180,11 +175,6 @@ def to_minor(text: str | None, currency: str, field: str = "amount") -> int | No
         return parse_amount(text, currency)
     except ValidationError as exc:
         raise ValidationError(exc.message, field=field) from None
-
-
-def percent_text(basis_points: int) -> str:
-    """5000 -> "50", 250 -> "2.5", 1 -> "0.01": exact, no exponent, no trailing zeros."""
-    return format(Decimal(basis_points).scaleb(-2).normalize(), "f")
 
 
 # --- arguments -----------------------------------------------------------------------------------

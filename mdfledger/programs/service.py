@@ -153,18 +153,8 @@ def update_program(session: Session, actor: Actor, program_id: int, **changes: A
         "share_bp": lambda v: check_whole(v, "share_bp", 1, rules.BASIS_POINTS),
         "status": lambda v: check_choice(v, ProgramStatus, "status"),
     }
-    unknown = set(changes) - set(checks)
-    if unknown:
-        raise ValidationError(
-            f"cannot change {', '.join(sorted(unknown))}: a program's currency, calendar and"
-            " expiry policy are fixed once it exists",
-            field=sorted(unknown)[0],
-        )
-    before = audit.snapshot(program, changes)
-    for field, value in {k: checks[k](v) for k, v in changes.items()}.items():
-        setattr(program, field, value)
-    session.flush()
-    before, after = audit.changed(before, audit.snapshot(program, changes))
+    fixed = ": a program's currency, calendar and expiry policy are fixed once it exists"
+    before, after = _apply_changes(session, program, changes, checks, why_not=fixed)
     if after:  # a save that changes nothing leaves no entry
         audit.record(
             session, actor, "program.update", object_type="program", object_id=program.id,
@@ -172,6 +162,27 @@ def update_program(session: Session, actor: Actor, program_id: int, **changes: A
             before=before, after=after,
         )  # fmt: skip
     return program
+
+
+def _apply_changes(
+    session: Session,
+    row: Any,
+    changes: dict[str, Any],
+    checks: dict[str, Any],
+    *,
+    why_not: str = "",
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Check every change first, then apply them all; returns what changed (before, after)
+    for the audit entry. A field without a check cannot be changed."""
+    unknown = sorted(set(changes) - set(checks))
+    if unknown:
+        raise ValidationError(f"cannot change {', '.join(unknown)}{why_not}", field=unknown[0])
+    clean = {field: checks[field](value) for field, value in changes.items()}
+    before = audit.snapshot(row, changes)
+    for field, value in clean.items():
+        setattr(row, field, value)
+    session.flush()
+    return audit.changed(before, audit.snapshot(row, changes))
 
 
 def programs_query(actor: Actor, *, status: str | None = None) -> Select[tuple[Program]]:
@@ -266,14 +277,7 @@ def update_activity(session: Session, actor: Actor, activity_id: int, **changes:
         "cap": _cap,
         "active": _true_or_false,
     }
-    unknown = set(changes) - set(checks)
-    if unknown:
-        raise ValidationError(f"cannot change {', '.join(sorted(unknown))}", field="changes")
-    before = audit.snapshot(activity, changes)
-    for field, value in {k: checks[k](v) for k, v in changes.items()}.items():
-        setattr(activity, field, value)
-    session.flush()
-    before, after = audit.changed(before, audit.snapshot(activity, changes))
+    before, after = _apply_changes(session, activity, changes, checks)
     if after:  # a save that changes nothing leaves no entry
         audit.record(
             session, actor, "activity.update", object_type="activity", object_id=activity.id,
@@ -388,14 +392,7 @@ def create_partner(
 def update_partner(session: Session, actor: Actor, partner_id: int, **changes: Any) -> Partner:
     require_role(actor, *MANAGERS)
     partner = get_partner(session, actor, partner_id)
-    unknown = set(changes) - set(_PARTNER_FIELDS)
-    if unknown:
-        raise ValidationError(f"cannot change {', '.join(sorted(unknown))}", field="changes")
-    before = audit.snapshot(partner, changes)
-    for field, value in {k: _PARTNER_FIELDS[k](v) for k, v in changes.items()}.items():
-        setattr(partner, field, value)
-    session.flush()
-    before, after = audit.changed(before, audit.snapshot(partner, changes))
+    before, after = _apply_changes(session, partner, changes, _PARTNER_FIELDS)
     if after:  # a save that changes nothing leaves no entry
         audit.record(
             session, actor, "partner.update", object_type="partner", object_id=partner.id,

@@ -13,12 +13,11 @@ templates can use everywhere:
 
 And for views: `show_error(form, error)` puts a DomainError's message next to the field it names
 (or above the form), `MultiCheckboxField` is a list of checkboxes, `choices(pairs)` makes a
-select's options, and `percent_to_bp("12.5")` reads a percentage exactly.
+select's options, and `mdfledger.fields.parse_percent("12.5")` reads a percentage exactly.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -42,7 +41,8 @@ except ImportError:  # pragma: no cover - WTForms before 3.3 takes (value, label
 
 from mdfledger.auth.models import Role
 from mdfledger.db import get_read_session
-from mdfledger.errors import DomainError, ValidationError
+from mdfledger.errors import DomainError
+from mdfledger.fields import percent_text
 from mdfledger.ledger.models import Account, ChainHead
 from mdfledger.money import minor_units
 
@@ -76,10 +76,7 @@ def percent(basis_points: int | None) -> str:
     """5000 -> '50%', 1250 -> '12.5%', 1 -> '0.01%'; None (nothing to divide by) -> a dash."""
     if basis_points is None:
         return "\u2013"
-    shown = format(Decimal(basis_points).scaleb(-2), "f")  # 1250 -> "12.50"
-    if "." in shown:
-        shown = shown.rstrip("0").rstrip(".")
-    return f"{shown}%"
+    return f"{percent_text(basis_points)}%"
 
 
 @bp.app_template_filter("longdate")
@@ -183,26 +180,6 @@ def show_error(form: Any, error: DomainError, aliases: dict[str, str] | None = N
         field.errors = [*field.errors, error.message]
     else:
         form.form_errors.append(error.message)
-
-
-_PERCENT_RE = re.compile(r"^[0-9]{1,3}(\.[0-9]+)?$")
-
-
-def percent_to_bp(
-    text: object, field: str, *, low: Decimal = Decimal("0.01"), high: Decimal = Decimal(100)
-) -> int:
-    """'12.5' (or '12.5%') -> 1250 basis points, exactly: never more than 2 decimal places."""
-    label = field.replace("_", " ")
-    cleaned = text.strip().removesuffix("%").strip() if isinstance(text, str) else ""
-    if not _PERCENT_RE.match(cleaned):
-        raise ValidationError(f"{label} must be a percentage such as 50 or 12.5", field=field)
-    value = Decimal(cleaned)
-    scaled = value.scaleb(2)
-    if scaled != scaled.to_integral_value():
-        raise ValidationError(f"{label} may have at most 2 decimal places", field=field)
-    if not low <= value <= high:
-        raise ValidationError(f"{label} must be from {low}% to {high}%", field=field)
-    return int(scaled)
 
 
 # --- the front page and the health check ---------------------------------------------------------

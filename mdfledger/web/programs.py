@@ -36,8 +36,9 @@ from mdfledger.auth.access import request_actor, require_roles
 from mdfledger.auth.models import Role
 from mdfledger.db import get_read_session, get_session
 from mdfledger.errors import DomainError, Forbidden, NotFound, ValidationError
+from mdfledger.fields import parse_percent
 from mdfledger.money import format_amount, parse_amount
-from mdfledger.web import MultiCheckboxField, bp, choices, money, percent_to_bp, show_error
+from mdfledger.web import MultiCheckboxField, bp, choices, money, show_error
 
 ALL_ROLES = (Role.ADMIN, Role.FINANCE, Role.AUDITOR, Role.PARTNER)
 MANAGERS = (Role.ADMIN, Role.FINANCE)
@@ -283,7 +284,7 @@ def program_new() -> Any:
                 fiscal_start_month=form.fiscal_start_month.data,
                 period_months=form.period_months.data,
                 claim_deadline_days=form.claim_deadline_days.data,
-                share_bp=percent_to_bp(form.share.data, "share"),
+                share_bp=parse_percent(form.share.data, "share"),
                 expiry_policy=form.expiry_policy.data,
                 rollover_days=form.rollover_days.data or 0,
             )
@@ -454,7 +455,7 @@ def program_rates(program_id: int) -> Any:
         def set_rate(session: Session, actor: Actor) -> programs.AccrualRate:
             return programs.set_accrual_rate(
                 session, actor, program_id,
-                rate_bp=percent_to_bp(form.rate.data, "rate", low=Decimal(0)),
+                rate_bp=parse_percent(form.rate.data, "rate", low=Decimal(0)),
                 tier=form.tier.data or "", product_line=form.product_line.data or "",
             )  # fmt: skip
 

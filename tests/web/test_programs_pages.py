@@ -21,8 +21,9 @@ from werkzeug.test import TestResponse
 from mdfledger import auth, create_app, programs
 from mdfledger.actor import Actor
 from mdfledger.errors import ValidationError
+from mdfledger.fields import parse_percent
 from mdfledger.ledger.models import Account
-from mdfledger.web import money, percent, percent_to_bp
+from mdfledger.web import money, percent
 
 USERS_ADMIN = Actor("user", "admin-1", "admin")  # only admins create and disable staff users
 
@@ -221,10 +222,10 @@ def test_percentages_read_and_show_exactly() -> None:
     assert [percent(bp) for bp in (10_000, 5000, 1250, 1, 0, None)] == [
         "100%", "50%", "12.5%", "0.01%", "0%", "\u2013",
     ]  # fmt: skip
-    assert percent_to_bp("12.5", "share") == 1250
-    assert percent_to_bp(" 50 % ", "share") == 5000
-    assert percent_to_bp("0.01", "share") == 1
-    assert percent_to_bp("12.50", "share") == 1250
+    assert parse_percent("12.5", "share") == 1250
+    assert parse_percent(" 50 % ", "share") == 5000
+    assert parse_percent("0.01", "share") == 1
+    assert parse_percent("12.50", "share") == 1250
     for bad, message in (
         ("150", "from 0.01% to 100%"),
         ("0", "from 0.01% to 100%"),
@@ -235,9 +236,9 @@ def test_percentages_read_and_show_exactly() -> None:
         ("\u0665\u0660", "a percentage"),  # Arabic-Indic 50: digits, not ASCII ones
     ):
         with pytest.raises(ValidationError, match=message) as caught:
-            percent_to_bp(bad, "share")
+            parse_percent(bad, "share")
         assert caught.value.details == {"field": "share"}
-    assert percent_to_bp("0", "rate", low=Decimal(0)) == 0
+    assert parse_percent("0", "rate", low=Decimal(0)) == 0
 
 
 # --- layout, navigation and the front page -------------------------------------------------------
