@@ -18,6 +18,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -165,6 +167,8 @@ class Partner(Base):
     __table_args__ = (
         CheckConstraint(one_of("type", PartnerType), name="type"),
         CheckConstraint(one_of("status", PartnerStatus), name="status"),
+        # Imports match partner codes ignoring case, so "ACME" and "acme" must not both exist.
+        Index("uq_partners_code_lower", func.lower(text("code")), unique=True),
     )
 
     id: Mapped[int] = mapped_column(BigInt, primary_key=True)

@@ -245,3 +245,23 @@ def test_partners_see_only_their_own_partner_and_funds(
     auditor = Actor("user", "5", "auditor")
     with pytest.raises(Forbidden):
         programs.fund_budget(session, auditor, book.mdf.id, 1, reason="no")
+
+
+def test_the_database_holds_partner_codes_unique_ignoring_case(
+    session: Session, book: Book
+) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    session.add(
+        programs.Partner(
+            code="acme",
+            name="Another Acme",
+            type="reseller",
+            tier="gold",
+            region="NA",
+            status="active",
+            created_at=NOW,
+        )
+    )
+    with pytest.raises(IntegrityError):
+        session.flush()
