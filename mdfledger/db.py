@@ -114,6 +114,7 @@ MODEL_MODULES = (
     "mdfledger.programs.models",
     "mdfledger.auth.models",
     "mdfledger.audit.models",
+    "mdfledger.claims.models",
 )
 
 

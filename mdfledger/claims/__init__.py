@@ -1,4 +1,102 @@
-"""Fund requests (pre-approval) and claims: their state machines, amounts and approval policy.
+"""Fund requests (pre-approval) and claims: proposals, proof, holds on the partner's funds,
+finance's decisions under the approval policy, duplicates, and each one's timeline.
 
-So far the pure rules (`rules.py`); the tables, services, pages and API follow.
+Money moves only through the ledger: an approved request holds funds with a pending transfer
+that expires at the claim deadline; a submitted claim takes that hold over (or holds funds
+directly); approval posts it to claims payable, in part releasing the rest.
 """
+
+from mdfledger.claims.models import (
+    ApprovalLimit,
+    Claim,
+    ClaimEvent,
+    ClaimFlag,
+    Document,
+    DocumentKind,
+    FlagKind,
+    FundRequest,
+    Hold,
+)
+from mdfledger.claims.queue import WAITING, QueueFilter, claims_query, review_queue
+from mdfledger.claims.requests import (
+    approve_request,
+    claimable_requests,
+    create_request,
+    expire_requests,
+    get_request,
+    reject_request,
+    requests_query,
+    resubmit_request,
+    return_request,
+    update_request,
+    withdraw_request,
+)
+from mdfledger.claims.rules import ClaimState, ReasonCode, RequestState
+from mdfledger.claims.service import (
+    BulkResult,
+    add_document,
+    add_link,
+    approval_limit,
+    approve_claim,
+    bulk_approve,
+    create_claim,
+    get_claim,
+    get_document,
+    missing_proof,
+    reject_claim,
+    remove_document,
+    return_claim,
+    set_approval_limit,
+    submit_claim,
+    update_claim,
+    withdraw_claim,
+)
+from mdfledger.claims.workflow import timeline
+
+__all__ = [
+    "WAITING",
+    "ApprovalLimit",
+    "BulkResult",
+    "Claim",
+    "ClaimEvent",
+    "ClaimFlag",
+    "ClaimState",
+    "Document",
+    "DocumentKind",
+    "FlagKind",
+    "FundRequest",
+    "Hold",
+    "QueueFilter",
+    "ReasonCode",
+    "RequestState",
+    "add_document",
+    "add_link",
+    "approval_limit",
+    "approve_claim",
+    "approve_request",
+    "bulk_approve",
+    "claimable_requests",
+    "claims_query",
+    "create_claim",
+    "create_request",
+    "expire_requests",
+    "get_claim",
+    "get_document",
+    "get_request",
+    "missing_proof",
+    "reject_claim",
+    "reject_request",
+    "remove_document",
+    "requests_query",
+    "resubmit_request",
+    "return_claim",
+    "return_request",
+    "review_queue",
+    "set_approval_limit",
+    "submit_claim",
+    "timeline",
+    "update_claim",
+    "update_request",
+    "withdraw_claim",
+    "withdraw_request",
+]

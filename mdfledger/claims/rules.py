@@ -5,7 +5,8 @@ No database here. The services ask these rules what may happen and record what d
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -208,3 +209,72 @@ def approval_step(
     if given < needed:
         return ApprovalStep(False, "approved once: a second approver must confirm this amount")
     return ApprovalStep(True, "approved")
+
+
+# --- holds: where reserved money comes from and where it goes ------------------------------------
+
+RESERVATION = "claim.reservation"  # ledger code: held for an approved fund request
+REIMBURSEMENT = "claim.reimbursement"  # ledger code: held for a claim, posted on approval
+
+
+def plan_holds(available: Sequence[tuple[int, int]], amount: int) -> list[tuple[int, int]]:
+    """Take `amount` from funds in the order given (soonest expiring first), as little from as
+    few funds as that order allows: [(fund, take)]. Raises when together they hold too little."""
+    if amount <= 0:
+        raise ValueError("a hold is for a positive amount")
+    plan: list[tuple[int, int]] = []
+    left = amount
+    for fund, free in available:
+        if left == 0:
+            break
+        take = min(free, left)
+        if take > 0:
+            plan.append((fund, take))
+            left -= take
+    if left:
+        raise ShortOfFunds(amount - left)
+    return plan
+
+
+class ShortOfFunds(Exception):
+    def __init__(self, available: int) -> None:
+        super().__init__(available)
+        self.available = available
+
+
+def plan_release(holds: Sequence[tuple[int, int]], amount: int) -> list[tuple[int, int]]:
+    """Post `amount` across holds in order: [(hold, post)], where 0 means release it all.
+
+    The holds in order are used up first, so a partial approval releases the last ones.
+    """
+    total = sum(held for _, held in holds)
+    if not 0 <= amount <= total:
+        raise ValueError(f"cannot post {amount} of holds worth {total}")
+    plan, left = [], amount
+    for hold, held in holds:
+        post = min(held, left)
+        plan.append((hold, post))
+        left -= post
+    return plan
+
+
+# --- duplicates ----------------------------------------------------------------------------------
+
+_INVOICE_NOISE = re.compile(r"[^0-9a-z]+")
+_ISSUER_SUFFIXES = re.compile(
+    r"\b(inc|incorporated|llc|ltd|limited|gmbh|ag|sa|sarl|srl|bv|nv|plc|co|corp|corporation"
+    r"|company|pty)\b"
+)
+
+
+def invoice_key(issuer: str, number: str, total: int | None) -> str | None:
+    """Issuer + number + total, normalised so that 'ACME, Inc.' / 'acme inc' and 'INV-0042' /
+    'inv 0042' are the same invoice. None when any part is missing."""
+    if not issuer or not number or total is None:
+        return None
+    name = _ISSUER_SUFFIXES.sub(" ", issuer.casefold())
+    name = _INVOICE_NOISE.sub("", name)
+    ref = _INVOICE_NOISE.sub("", number.casefold()).lstrip("0") or "0"
+    if not name:
+        return None
+    return f"{name}|{ref}|{total}"

@@ -93,6 +93,10 @@ class Program(Base):
         CheckConstraint(
             "(kind = 'coop') = (accrual_account_id IS NOT NULL)", name="coop_has_accrual_source"
         ),
+        CheckConstraint(
+            "second_approval_above IS NULL OR second_approval_above >= 0",
+            name="second_approval_above",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInt, primary_key=True)
@@ -109,6 +113,10 @@ class Program(Base):
     expiry_policy: Mapped[str] = mapped_column(String(16))
     rollover_days: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16), default=ProgramStatus.ACTIVE.value)
+    # Claims without a pre-approved request, straight against available funds.
+    direct_claims: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Claims above this amount (minor units) need two different approvers; None: one is enough.
+    second_approval_above: Mapped[int | None] = mapped_column(BigInt)
     funding_account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"))
     budget_account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"))
     accrual_account_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_accounts.id"))

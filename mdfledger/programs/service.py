@@ -45,6 +45,7 @@ _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PROGRAM_AUDITED = (
     "code", "name", "description", "kind", "currency", "timezone", "fiscal_start_month",
     "period_months", "claim_deadline_days", "share_bp", "expiry_policy", "rollover_days", "status",
+    "direct_claims", "second_approval_above",
 )  # fmt: skip
 ACTIVITY_AUDITED = ("program_id", "code", "name", "description", "proof", "cap", "active")
 PARTNER_AUDITED = ("code", "name", "type", "tier", "region", "status")
@@ -78,6 +79,8 @@ def create_program(
     expiry_policy: str = ExpiryPolicy.FORFEIT,
     rollover_days: int = 0,
     description: str = "",
+    direct_claims: bool = False,
+    second_approval_above: int | None = None,
     now: datetime | None = None,
 ) -> Program:
     """A program and its ledger accounts: funding source, budget, expired and (co-op) accruals."""
@@ -94,6 +97,8 @@ def create_program(
         "rollover_days": check_whole(rollover_days, "rollover_days", 0, 3660),
         "fiscal_start_month": fiscal_start_month,
         "period_months": period_months,
+        "direct_claims": _true_or_false(direct_claims, "direct_claims"),
+        "second_approval_above": _threshold(second_approval_above),
     }
     validate_currency(currency)
     rules.zone(timezone)
@@ -152,6 +157,8 @@ def update_program(session: Session, actor: Actor, program_id: int, **changes: A
         "claim_deadline_days": lambda v: check_whole(v, "claim_deadline_days", 0, 3660),
         "share_bp": lambda v: check_whole(v, "share_bp", 1, rules.BASIS_POINTS),
         "status": lambda v: check_choice(v, ProgramStatus, "status"),
+        "direct_claims": lambda v: _true_or_false(v, "direct_claims"),
+        "second_approval_above": _threshold,
     }
     fixed = ": a program's currency, calendar and expiry policy are fixed once it exists"
     before, after = _apply_changes(session, program, changes, checks, why_not=fixed)
@@ -288,10 +295,10 @@ def update_activity(session: Session, actor: Actor, activity_id: int, **changes:
     return activity
 
 
-def _true_or_false(value: object) -> bool:
+def _true_or_false(value: object, field: str = "active") -> bool:
     # Was check_choice(v, (), "active"), whose message read "active must be one of " (nothing).
     if not isinstance(value, bool):
-        raise ValidationError("active is true or false", field="active")
+        raise ValidationError(f"{field.replace('_', ' ')} is true or false", field=field)
     return value
 
 
@@ -517,6 +524,18 @@ def partner_users(session: Session, actor: Actor, partner_id: int) -> list[auth.
             select(auth.User).where(auth.User.partner_id == partner.id).order_by(auth.User.name)
         )
     )
+
+
+def _threshold(value: object) -> int | None:
+    """Claims above this need a second approver; None: one approver is always enough."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**62:
+        raise ValidationError(
+            "the second-approval threshold must be an amount of zero or more",
+            field="second_approval_above",
+        )
+    return value
 
 
 def _is_id(value: object) -> bool:
