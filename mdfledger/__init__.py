@@ -39,6 +39,9 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     from mdfledger.extensions import csrf, limiter, login_manager
 
     db.init_app(app, settings.database_url, echo=settings.sql_echo)
+    from mdfledger import storage
+
+    app.extensions[storage.APP_KEY] = storage.store_from_settings(settings)
     from mdfledger.audit import requests as request_ids
 
     request_ids.init_app(app)  # first of the before_request hooks: every response gets its id

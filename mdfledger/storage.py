@@ -731,6 +731,16 @@ def _missing(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}
 
 
+APP_KEY = "mdfledger.proof_store"
+
+
+def app_store() -> ProofStore:
+    """The running app's proof store (made once by create_app from its settings)."""
+    from flask import current_app
+
+    return current_app.extensions[APP_KEY]
+
+
 def store_from_settings(settings: Settings, *, client: Any = None) -> ProofStore:
     """The store the settings name. `client` replaces the boto3 S3 client (tests)."""
     if settings.proof_store == "s3":

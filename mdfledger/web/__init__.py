@@ -105,6 +105,8 @@ class NavItem:
 # Per role, the navigation: (label, endpoint). Endpoints that do not exist yet are left out.
 NAVIGATION: dict[str, tuple[tuple[str, str], ...]] = {
     Role.ADMIN: (
+        ("Claims", "web.claims"),
+        ("Requests", "web.requests"),
         ("Programs", "web.programs"),
         ("Partners", "web.partners"),
         ("Allocate", "web.allocate"),
@@ -113,6 +115,8 @@ NAVIGATION: dict[str, tuple[tuple[str, str], ...]] = {
         ("Audit log", "web.audit_log"),
     ),
     Role.FINANCE: (
+        ("Claims", "web.claims"),
+        ("Requests", "web.requests"),
         ("Programs", "web.programs"),
         ("Partners", "web.partners"),
         ("Allocate", "web.allocate"),
@@ -120,11 +124,18 @@ NAVIGATION: dict[str, tuple[tuple[str, str], ...]] = {
         ("Audit log", "web.audit_log"),
     ),
     Role.AUDITOR: (
+        ("Claims", "web.claims"),
+        ("Requests", "web.requests"),
         ("Programs", "web.programs"),
         ("Partners", "web.partners"),
         ("Audit log", "web.audit_log"),
     ),
-    Role.PARTNER: (("My funds", "web.funds"), ("Programs", "web.programs")),
+    Role.PARTNER: (
+        ("My funds", "web.funds"),
+        ("My requests", "web.requests"),
+        ("My claims", "web.claims"),
+        ("Programs", "web.programs"),
+    ),
 }
 
 
