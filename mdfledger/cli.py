@@ -18,14 +18,14 @@ from flask.cli import AppGroup, FlaskGroup, with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.serving import run_simple
 
-from mdfledger import auth, demo, jobs, ledger, migrate, programs
+from mdfledger import auth, claims, demo, jobs, ledger, migrate, programs
 from mdfledger.actor import Actor
 from mdfledger.audit.cli import audit_group
 from mdfledger.auth import Role
 from mdfledger.csvfile import parse_date
 from mdfledger.db import get_read_session, get_session, session_factory
 from mdfledger.errors import DomainError
-from mdfledger.money import format_amount
+from mdfledger.money import format_amount, parse_amount, validate_currency
 
 _CLI_ACTOR = Actor.system("cli")
 
@@ -168,6 +168,23 @@ def users_disable(email: str) -> None:
     click.echo(f"disabled {user.email}")
 
 
+@users_group.command("limit")
+@click.argument("email")
+@click.argument("currency")
+@click.argument("amount")
+def users_limit(email: str, currency: str, amount: str) -> None:
+    """Set the most the finance user with EMAIL may approve on one claim in CURRENCY, e.g.
+    `users limit fin@example.com USD 5000.00`; AMOUNT `none` removes the limit."""
+    session = get_session()
+    user = auth.user_by_email(session, email)
+    currency = validate_currency(currency.upper())
+    limit = None if amount.strip().lower() == "none" else parse_amount(amount, currency)
+    claims.set_approval_limit(session, _CLI_ACTOR, user.id, currency, limit)
+    session.commit()
+    shown = "no limit" if limit is None else f"{format_amount(limit, currency)} {currency}"
+    click.echo(f"{user.email} may approve up to {shown} per claim")
+
+
 @click.group("tokens", cls=_Group)
 def tokens_group() -> None:
     """API tokens for integrations: issue (shown once), list, revoke."""
@@ -276,6 +293,8 @@ def funds_expire() -> None:
     past their last usable day (per program policy). Safe to run hourly from a scheduler."""
     run = jobs.run_period_end(session_factory())
     click.echo(f"expired {run.reservations_expired} reservation(s)")
+    click.echo(f"expired {run.requests_expired} fund request(s) not claimed by their deadline")
+    click.echo(f"expired {run.claims_expired} claim(s) not submitted by their deadline")
     for fund in run.funds:
         amount = format_amount(fund.amount, fund.currency)
         click.echo(

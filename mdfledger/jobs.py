@@ -14,7 +14,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from mdfledger import ledger, programs
+from mdfledger import claims, ledger, programs
 from mdfledger.actor import Actor
 from mdfledger.clock import ensure_utc, utcnow
 
@@ -45,14 +45,20 @@ PERIOD_END = Actor.system("period-end")
 def run_period_end(
     sessions: sessionmaker[Session], *, now: datetime | None = None
 ) -> programs.ExpiryRun:
-    """Period end: expire lapsed reservations (batch by batch), then forfeit unspent funds
-    past their last usable day. Idempotent: a second run the same day finds nothing to do."""
+    """Period end: expire lapsed reservations (batch by batch) and the requests and claims
+    whose claim deadline passed, then forfeit unspent funds past their last usable day — so
+    money a lapsed request held is forfeited in the same run. Idempotent: a second run the
+    same day finds nothing to do."""
     when = ensure_utc(now or utcnow())
     expired = expire_pending_transfers(sessions, now=when)
     with sessions() as session:
+        requests = claims.expire_requests(session, PERIOD_END, now=when)
+        drafts = claims.expire_claims(session, PERIOD_END, now=when)
+        session.commit()
+    with sessions() as session:
         run = programs.expire_funds(session, PERIOD_END, now=when)
         session.commit()
-    return programs.ExpiryRun(expired, run)
+    return programs.ExpiryRun(expired, run, requests, drafts)
 
 
 class Scheduler:

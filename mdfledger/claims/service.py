@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -783,6 +783,37 @@ def _give_back(session: Session, actor: Actor, claim: Claim, now: datetime) -> N
             message=f"{claim.reference} was not approved and the claim deadline,"
             f" {request.claim_deadline.isoformat()}, has passed",
         )  # fmt: skip
+
+
+def expire_claims(session: Session, actor: Actor, *, now: datetime | None = None) -> int:
+    """Drafts never submitted, and returned claims never resubmitted, by the claim deadline
+    expire; money held for a returned claim goes back (see `reject_claim`)."""
+    now = ensure_utc(now or utcnow())
+    count = 0
+    # Deadlines are local dates: a day's margin covers every timezone, the loop decides.
+    candidates = session.scalars(
+        select(Claim).where(
+            Claim.state.in_([ClaimState.DRAFT, ClaimState.RETURNED]),
+            Claim.claim_deadline < now.date() + timedelta(days=1),
+        )
+    ).all()
+    for claim in candidates:
+        program = _program(session, claim.program_id)
+        if claim.claim_deadline >= workflow.today(program, now):
+            continue
+        old = claim.state
+        claim.state = next_state(CLAIM_TRANSITIONS, WHAT, old, "expire", Who.SYSTEM)
+        _give_back(session, actor, claim, now)
+        session.flush()
+        message = f"not submitted by the claim deadline, {claim.claim_deadline.isoformat()}"
+        workflow.record(session, actor, claim, "expire", old, message=message, now=now)
+        audit.record(
+            session, actor, "claim.expire", object_type="claim", object_id=claim.id,
+            summary=f"{claim.reference} expired: {message}", before={"state": old},
+            after={"state": claim.state}, subject_partner_id=claim.partner_id,
+        )  # fmt: skip
+        count += 1
+    return count
 
 
 @dataclass(frozen=True)

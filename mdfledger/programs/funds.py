@@ -441,6 +441,8 @@ class ExpiredFund:
 class ExpiryRun:
     reservations_expired: int
     funds: list[ExpiredFund]
+    requests_expired: int = 0  # approved fund requests never claimed by their deadline
+    claims_expired: int = 0  # drafts and returned claims not submitted by their deadline
 
 
 def run_expiry(session: Session, actor: Actor, *, now: datetime | None = None) -> ExpiryRun:
