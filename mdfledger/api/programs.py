@@ -110,6 +110,10 @@ def create_program(args: dict[str, Any]) -> dict[str, Any]:
     forfeit at period end.
     """
     session = get_session()
+    if args.get("second_approval_above") is not None:
+        args["second_approval_above"] = s.to_minor(
+            args["second_approval_above"], args["currency"], "second_approval_above"
+        )
     program = programs.create_program(session, api_actor(), **args)
     session.commit()
     return s.program_detail_out(program)
@@ -138,6 +142,11 @@ def update_program(args: dict[str, Any], program_id: int) -> dict[str, Any]:
     are fixed once it exists. A closed program takes no new funds.
     """
     session = get_session()
+    if args.get("second_approval_above") is not None:
+        currency = programs.get_program(session, api_actor(), program_id).currency
+        args["second_approval_above"] = s.to_minor(
+            args["second_approval_above"], currency, "second_approval_above"
+        )
     program = programs.update_program(session, api_actor(), program_id, **args)
     session.commit()
     return s.program_detail_out(program)

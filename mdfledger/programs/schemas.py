@@ -377,6 +377,8 @@ class ProgramSchema(ma.Schema):
     expiry_policy = _choice(ExpiryPolicy, required=True)
     rollover_days = ma.fields.Integer(required=True)
     status = _choice(ProgramStatus, required=True)
+    direct_claims = ma.fields.Boolean(required=True)
+    second_approval_above = _money("Claims above this need two approvers", allow_none=True)
     created_at = ma.fields.DateTime(required=True)
 
 
@@ -554,13 +556,19 @@ class ImportSchema(ma.Schema):
 
 
 def program_out(program: Program) -> dict[str, Any]:
+    threshold = program.second_approval_above
     return {
-        field: getattr(program, field)
-        for field in (
-            "id", "code", "name", "description", "kind", "currency", "timezone",
-            "fiscal_start_month", "period_months", "claim_deadline_days", "share_bp",
-            "expiry_policy", "rollover_days", "status", "created_at",
-        )
+        **{
+            field: getattr(program, field)
+            for field in (
+                "id", "code", "name", "description", "kind", "currency", "timezone",
+                "fiscal_start_month", "period_months", "claim_deadline_days", "share_bp",
+                "expiry_policy", "rollover_days", "status", "direct_claims", "created_at",
+            )
+        },
+        "second_approval_above": None
+        if threshold is None
+        else format_amount(threshold, program.currency),
     }  # fmt: skip
 
 

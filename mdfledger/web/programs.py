@@ -22,6 +22,7 @@ from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import Session
 from wtforms import (
+    BooleanField,
     HiddenField,
     IntegerField,
     SelectField,
@@ -130,6 +131,12 @@ class ProgramForm(FlaskForm):
     expiry_policy = SelectField("Unspent funds", choices=choices(EXPIRY_POLICIES.items()))
     rollover_days = IntegerField(
         "Rollover days", default=0, validators=[Optional()], render_kw={"inputmode": "numeric"}
+    )
+
+
+    direct_claims = BooleanField("Partners may claim without pre-approval")
+    second_approval_above = StringField(
+        "Second approver above (optional)", render_kw={"inputmode": "decimal"}
     )
 
 
@@ -287,6 +294,14 @@ def program_new() -> Any:
                 share_bp=parse_percent(form.share.data, "share"),
                 expiry_policy=form.expiry_policy.data,
                 rollover_days=form.rollover_days.data or 0,
+                direct_claims=bool(form.direct_claims.data),
+                second_approval_above=_amount(
+                    form.second_approval_above.data,
+                    (form.currency.data or "").strip(),
+                    "second_approval_above",
+                )
+                if (form.second_approval_above.data or "").strip()
+                else None,
             )
 
         program = _apply(form, create, {"share_bp": "share"})
