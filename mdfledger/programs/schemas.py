@@ -217,6 +217,15 @@ class ProgramCreateSchema(ma.Schema):
         strict=True, metadata={"description": "Days unspent funds stay usable after period end"}
     )
     description = ma.fields.String()
+    direct_claims = ma.fields.Boolean(
+        truthy={True},
+        falsy={False},
+        metadata={"description": "Claims without pre-approval, against funds"},
+    )
+    second_approval_above = DecimalString(
+        allow_none=True,
+        metadata={"description": "Claims above this amount need two approvers; null: one"},
+    )
 
 
 class ProgramUpdateSchema(ma.Schema):
@@ -225,6 +234,8 @@ class ProgramUpdateSchema(ma.Schema):
     claim_deadline_days = ma.fields.Integer(strict=True)
     share_percent = Percent(low="0.01", attribute="share_bp")
     status = _choice(ProgramStatus)
+    direct_claims = ma.fields.Boolean(truthy={True}, falsy={False})
+    second_approval_above = DecimalString(allow_none=True)
 
 
 class ActivityCreateSchema(ma.Schema):

@@ -279,6 +279,22 @@ def test_a_bad_program_is_refused_and_nothing_is_created(
     assert world.count(programs.Program) == before
 
 
+def test_claim_settings_of_a_program(world: World) -> None:
+    url = f"/api/v1/programs/{world.mdf}"
+    assert ok(world.get("finance", url))["direct_claims"] is False
+    changed = ok(
+        world.patch("admin", url, {"direct_claims": True, "second_approval_above": "2500.00"})
+    )
+    assert (changed["direct_claims"], changed["second_approval_above"]) == (True, "2500.00")
+    precise = assert_error(
+        world.patch("admin", url, {"second_approval_above": "1.001"}), 422, "invalid"
+    )
+    assert precise["details"]["field"] == "second_approval_above"
+    assert_error(world.patch("admin", url, {"direct_claims": "yes"}), 422, "validation_error")
+    cleared = ok(world.patch("admin", url, {"second_approval_above": None}))
+    assert cleared["second_approval_above"] is None
+
+
 def test_change_a_program(world: World) -> None:
     url = f"/api/v1/programs/{world.mdf}"
     changed = ok(
