@@ -211,7 +211,7 @@ def approve_request(
 ) -> FundRequest:
     """Approve in full or for less (with a reason): the amount is held in the partner's funds
     until the claim deadline."""
-    request, full, now = _begin(session, actor, request_id, version, key, now)
+    request, full, now = workflow.begin(session, actor, FundRequest, request_id, version, key, now)
     if workflow.replayed(session, request, full):
         return request
     new_state = next_state(
@@ -327,7 +327,7 @@ def _decide(
     key: str | None,
     now: datetime | None,
 ) -> FundRequest:
-    request, full, now = _begin(session, actor, request_id, version, key, now)
+    request, full, now = workflow.begin(session, actor, FundRequest, request_id, version, key, now)
     if workflow.replayed(session, request, full):
         return request
     new_state = next_state(REQUEST_TRANSITIONS, WHAT, request.state, event, _who(actor, request))
@@ -362,21 +362,6 @@ def _decide(
         subject_partner_id=request.partner_id,
     )  # fmt: skip
     return request
-
-
-def _begin(
-    session: Session,
-    actor: Actor,
-    request_id: int,
-    version: int | None,
-    key: str | None,
-    now: datetime | None,
-) -> tuple[FundRequest, str | None, datetime]:
-    request = workflow.load(session, FundRequest, request_id, actor, lock=True)
-    full = workflow.full_key(f"request:{request.id}", key)
-    if not workflow.replayed(session, request, full):
-        workflow.check_version(request, version, WHAT)
-    return request, full, ensure_utc(now or utcnow())
 
 
 def _who(actor: Actor, request: FundRequest) -> Who:

@@ -439,7 +439,7 @@ def submit_claim(
 ) -> Claim:
     """Send the claim to finance: the money is held for it, duplicates are flagged, and it
     waits in the review queue."""
-    claim, full, now = _begin(session, actor, claim_id, version, key, now)
+    claim, full, now = workflow.begin(session, actor, Claim, claim_id, version, key, now)
     if workflow.replayed(session, claim, full):
         return claim
     new_state = next_state(CLAIM_TRANSITIONS, WHAT, claim.state, "submit", _who(actor, claim))
@@ -593,7 +593,7 @@ def approve_claim(
     """Approve in full, or in part with a reason. The held money moves to claims payable (the
     rest is released) in this transaction. Above the program's threshold, two different
     approvers must approve the same amount: the first approval waits for the second."""
-    claim, full, now = _begin(session, actor, claim_id, version, key, now)
+    claim, full, now = workflow.begin(session, actor, Claim, claim_id, version, key, now)
     if workflow.replayed(session, claim, full):
         return claim
     new_state = next_state(CLAIM_TRANSITIONS, WHAT, claim.state, "approve", _who(actor, claim))
@@ -735,7 +735,7 @@ def _decide(
     key: str | None,
     now: datetime | None,
 ) -> Claim:
-    claim, full, now = _begin(session, actor, claim_id, version, key, now)
+    claim, full, now = workflow.begin(session, actor, Claim, claim_id, version, key, now)
     if workflow.replayed(session, claim, full):
         return claim
     new_state = next_state(CLAIM_TRANSITIONS, WHAT, claim.state, event, _who(actor, claim))
@@ -913,21 +913,6 @@ def set_approval_limit(
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def _begin(
-    session: Session,
-    actor: Actor,
-    claim_id: int,
-    version: int | None,
-    key: str | None,
-    now: datetime | None,
-) -> tuple[Claim, str | None, datetime]:
-    claim = workflow.load(session, Claim, claim_id, actor, lock=True)
-    full = workflow.full_key(f"claim:{claim.id}", key)
-    if not workflow.replayed(session, claim, full):
-        workflow.check_version(claim, version, WHAT)
-    return claim, full, ensure_utc(now or utcnow())
 
 
 def _who(actor: Actor, claim: Claim) -> Who:

@@ -76,6 +76,25 @@ def check_version(subject: FundRequest | Claim, expected: object, what: str) -> 
         )
 
 
+def begin(
+    session: Session,
+    actor: Actor,
+    model: type[Subject],
+    subject_id: object,
+    version: int | None,
+    key: str | None,
+    now: datetime | None,
+) -> tuple[Subject, str | None, datetime]:
+    """Start a decision: the locked subject, its namespaced idempotency key, and the time.
+    The version is checked unless this is a retry of a decision already made."""
+    subject = load(session, model, subject_id, actor, lock=True)
+    kind = "request" if model is FundRequest else "claim"
+    full = full_key(f"{kind}:{subject.id}", key)
+    if not replayed(session, subject, full):
+        check_version(subject, version, "fund request" if model is FundRequest else "claim")
+    return subject, full, ensure_utc(now or utcnow())
+
+
 def full_key(kind: str, key: object) -> str | None:
     if key is None:
         return None
