@@ -25,6 +25,8 @@ BLUEPRINTS = (
     "mdfledger.api.programs:blp",
     "mdfledger.api.partners:blp",
     "mdfledger.api.audit:blp",
+    "mdfledger.api.requests:blp",
+    "mdfledger.api.claims:blp",
 )
 
 

@@ -19,18 +19,22 @@ from mdfledger.audit import AuditEntry
 from mdfledger.clock import utcnow
 from mdfledger.ledger.models import Transfer
 from tests.api.test_programs_api import World, build_world, ok
+from tests.api.test_requests_api import add_claims_world
+from tests.samples import pdf_bytes
 
 
 @pytest.fixture
 def world(
     database_url: str, tmp_path: Path, session_factory: sessionmaker[Session], actor: Actor
 ) -> Iterator[World]:
-    yield from build_world(database_url, tmp_path, session_factory, actor)
+    for built in build_world(database_url, tmp_path, session_factory, actor):
+        yield add_claims_world(built)  # requests, claims and documents of ACME and BOLT
 
 
 ALL = frozenset({"admin", "finance", "auditor", "partner"})
 STAFF = frozenset({"admin", "finance", "auditor"})
 MANAGERS = frozenset({"admin", "finance"})
+PARTNER = frozenset({"partner"})
 
 
 Request = Callable[[World], dict[str, Any]]  # the test client's keyword arguments
@@ -39,6 +43,14 @@ Request = Callable[[World], dict[str, Any]]  # the test client's keyword argumen
 def _csv(content: str, **form: str) -> Request:
     def request(world: World) -> dict[str, Any]:
         data = {"file": (io.BytesIO(content.encode()), "upload.csv"), **form}
+        return {"data": data, "content_type": "multipart/form-data"}
+
+    return request
+
+
+def _file(content: bytes, name: str, **form: str) -> Request:
+    def request(world: World) -> dict[str, Any]:
+        data = {"file": (io.BytesIO(content), name), **form}
         return {"data": data, "content_type": "multipart/form-data"}
 
     return request
@@ -60,10 +72,14 @@ class Case:
     status: int  # for the allowed roles
     request: Request = _nothing  # the body, valid for an allowed role
     program: str = "mdf"  # the program in the path
+    # Other world objects than IDS names, where a call needs one in a given state:
+    # (("request_id", "request_returned"),) puts world.request_returned in the path.
+    objects: tuple[tuple[str, str], ...] = ()
 
     def path(self, world: World) -> str:
         ids = {name: get(world) for name, get in IDS.items()}
         ids["program_id"] = world.ids[self.program]
+        ids.update((name, world.ids[key]) for name, key in self.objects)
         return re.sub(r"<int:(\w+)>", lambda m: str(ids[m.group(1)]), self.rule)
 
 
@@ -75,6 +91,9 @@ IDS: dict[str, Callable[[World], int]] = {
     "allocation_id": lambda w: w.acme_allocation,
     "import_id": lambda w: w.imp,
     "entry_id": lambda w: _audit_entry_about(w, w.acme),
+    "request_id": lambda w: w.request,  # submitted
+    "claim_id": lambda w: w.claim,  # a draft with proof
+    "document_id": lambda w: w.document,  # the draft's invoice
 }
 
 
@@ -191,6 +210,153 @@ CASES = [
     ),
     Case("GET", "/api/v1/audit", STAFF, 200),
     Case("GET", "/api/v1/audit/<int:entry_id>", STAFF, 200),
+    # fund requests and claims (the objects: tests/api/test_requests_api.add_claims_world)
+    Case("GET", "/api/v1/requests", ALL, 200),
+    Case(
+        "POST",
+        "/api/v1/requests",
+        PARTNER,
+        201,
+        lambda w: {
+            "json": {
+                "program_id": w.clm,
+                "activity_id": w.ads,
+                "title": "Ads",
+                "starts_on": utcnow().date().isoformat(),
+                "ends_on": utcnow().date().isoformat(),
+                "estimated_cost": "100.00",
+                "requested_amount": "50.00",
+            }
+        },
+    ),
+    Case("GET", "/api/v1/requests/<int:request_id>", ALL, 200),
+    Case(
+        "PATCH",
+        "/api/v1/requests/<int:request_id>",
+        PARTNER,
+        200,
+        _json(title="Spring ads, revised"),
+        objects=(("request_id", "request_returned"),),
+    ),
+    Case("POST", "/api/v1/requests/<int:request_id>/approve", MANAGERS, 200, _json(amount="50.00")),
+    Case(
+        "POST",
+        "/api/v1/requests/<int:request_id>/return",
+        MANAGERS,
+        200,
+        _json(reason_code="other", message="Which keywords?"),
+        objects=(("request_id", "request_b"),),
+    ),
+    Case(
+        "POST",
+        "/api/v1/requests/<int:request_id>/reject",
+        MANAGERS,
+        200,
+        _json(reason_code="not_eligible", message="Not in the plan"),
+        objects=(("request_id", "request_b"),),
+    ),
+    Case(
+        "POST",
+        "/api/v1/requests/<int:request_id>/withdraw",
+        PARTNER,
+        200,
+        _json(message="Plans changed"),
+        objects=(("request_id", "request_c"),),
+    ),
+    Case(
+        "POST",
+        "/api/v1/requests/<int:request_id>/resubmit",
+        PARTNER,
+        200,
+        _json(message="Keywords added"),
+        objects=(("request_id", "request_returned"),),
+    ),
+    Case("GET", "/api/v1/claims", ALL, 200),
+    Case(
+        "POST",
+        "/api/v1/claims",
+        PARTNER,
+        201,
+        lambda w: {
+            "json": {
+                "program_id": w.clm,
+                "activity_id": w.ads,
+                "title": "Ads",
+                "starts_on": utcnow().date().isoformat(),
+                "ends_on": utcnow().date().isoformat(),
+                "actual_cost": "100.00",
+                "claimed_amount": "50.00",
+            }
+        },
+    ),
+    Case("GET", "/api/v1/claims/<int:claim_id>", ALL, 200),
+    Case("PATCH", "/api/v1/claims/<int:claim_id>", PARTNER, 200, _json(title="Ads, revised")),
+    Case(
+        "POST",
+        "/api/v1/claims/<int:claim_id>/documents",
+        PARTNER,
+        201,
+        _file(pdf_bytes("Lead list"), "leads.pdf", kind="other"),
+    ),
+    Case(
+        "POST",
+        "/api/v1/claims/<int:claim_id>/links",
+        PARTNER,
+        201,
+        _json(url="https://acme.example/ads", kind="landing_page"),
+    ),
+    Case("GET", "/api/v1/claims/<int:claim_id>/documents/<int:document_id>/content", ALL, 200),
+    Case(
+        "DELETE",
+        "/api/v1/claims/<int:claim_id>/documents/<int:document_id>",
+        PARTNER,
+        200,
+        objects=(("document_id", "spare_document"),),
+    ),
+    Case(
+        "POST",
+        "/api/v1/claims/<int:claim_id>/submit",
+        PARTNER,
+        200,
+        objects=(("claim_id", "claim_ready"),),
+    ),
+    Case(
+        "POST",
+        "/api/v1/claims/<int:claim_id>/withdraw",
+        PARTNER,
+        200,
+        objects=(("claim_id", "claim_d"),),
+    ),
+    Case(
+        "POST",
+        "/api/v1/claims/<int:claim_id>/approve",
+        MANAGERS,
+        200,
+        objects=(("claim_id", "claim_a"),),
+    ),
+    Case(
+        "POST",
+        "/api/v1/claims/<int:claim_id>/return",
+        MANAGERS,
+        200,
+        _json(reason_code="insufficient_proof", message="Add the ads"),
+        objects=(("claim_id", "claim_b"),),
+    ),
+    Case(
+        "POST",
+        "/api/v1/claims/<int:claim_id>/reject",
+        MANAGERS,
+        200,
+        _json(reason_code="duplicate", message="Claimed before"),
+        objects=(("claim_id", "claim_c"),),
+    ),
+    Case(
+        "POST",
+        "/api/v1/claims/bulk-approve",
+        MANAGERS,
+        200,
+        lambda w: {"json": {"claim_ids": [w.claim_d]}},
+    ),
 ]
 
 
