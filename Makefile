@@ -34,9 +34,11 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-## Ledger benchmark on SQLite, and on PostgreSQL when MDFLEDGER_BENCH_POSTGRES_URL is set.
+## Ledger and claims-queue benchmarks on SQLite, and on PostgreSQL when
+## MDFLEDGER_BENCH_POSTGRES_URL is set (figures in docs/benchmarks.md).
 bench: install
 	$(BIN)/mdfledger bench ledger
+	$(BIN)/mdfledger bench queue
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -282,6 +282,70 @@ def bench_ledger(sqlite: bool, postgres_url: str | None, transfers: int, as_json
         click.echo(f"total elapsed {elapsed:.1f} s")
 
 
+@bench_group.command("queue")
+@click.option("--sqlite/--no-sqlite", default=True, show_default=True, help="Bench a temp file.")
+@click.option(
+    "--postgres-url",
+    "--database-url",
+    "postgres_url",
+    envvar="MDFLEDGER_BENCH_POSTGRES_URL",
+    help="Admin URL of a PostgreSQL server; the bench creates and drops a database"
+    " mdfledger_bench_queue there. Default: $MDFLEDGER_BENCH_POSTGRES_URL.",
+)
+@click.option(
+    "--claims",
+    "claims_count",
+    default=100_000,
+    show_default=True,
+    type=click.IntRange(100),
+    help="How many claims to build.",
+)
+@click.option("--partners", default=250, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--repeat", default=30, show_default=True, type=click.IntRange(1), help="Runs of each query."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_queue(
+    sqlite: bool,
+    postgres_url: str | None,
+    claims_count: int,
+    partners: int,
+    repeat: int,
+    as_json: bool,
+) -> None:
+    """Finance's claims queue: each filter, sort and page, and the COUNT for paging, timed."""
+    import time
+    from contextlib import AbstractContextManager
+
+    from mdfledger.claims import bench as queue_bench
+    from mdfledger.ledger import bench
+
+    databases: list[AbstractContextManager[str]] = []
+    if sqlite:
+        databases.append(bench.sqlite_database())
+    if postgres_url:
+        databases.append(bench.postgres_database(postgres_url, queue_bench.POSTGRES_DATABASE))
+    if not databases:
+        raise click.UsageError("nothing to bench: give --postgres-url or leave --sqlite on")
+    started = time.perf_counter()
+    results = []
+    for database in databases:
+        with database as url:
+            result = queue_bench.run(
+                url, claims_count=claims_count, partners=partners, repeat=repeat,
+                progress=lambda m: click.echo(m, err=True),
+            )  # fmt: skip
+        results.append(result)
+        if not as_json:
+            click.echo(queue_bench.format_result(result))
+    elapsed = time.perf_counter() - started
+    if as_json:
+        figures = {"results": [r.as_dict() for r in results], "elapsed_s": elapsed}
+        click.echo(json.dumps(figures, indent=2, default=str))
+    else:
+        click.echo(f"total elapsed {elapsed:.1f} s")
+
+
 @click.group("funds", cls=_Group)
 def funds_group() -> None:
     """Program funds: period-end expiry."""

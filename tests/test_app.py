@@ -176,7 +176,7 @@ def test_serve_starts_the_web_app_on_loopback(tmp_path: Path) -> None:
         [*command, "demo", "--if-empty"], env=env, check=True, timeout=120, capture_output=True
     ).stdout.decode()
     assert [line.split()[0] for line in seeded.splitlines() if "@demo.mdfledger.test" in line] == [
-        "admin", "finance", "auditor", "partner"
+        "admin", "finance", "finance", "auditor", "partner"
     ]  # fmt: skip
     again = subprocess.run(
         [*command, "demo", "--if-empty"], env=env, check=True, timeout=60, capture_output=True

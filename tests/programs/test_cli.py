@@ -133,7 +133,7 @@ def test_the_demo_seeds_an_empty_database_once(
     assert result.exit_code == 0, result.output
     assert "with 20 partners" in result.output
     lines = [line.split() for line in result.output.splitlines() if "@demo.mdfledger.test" in line]
-    assert [line[0] for line in lines] == ["admin", "finance", "auditor", "partner"]
+    assert [line[0] for line in lines] == ["admin", "finance", "finance", "auditor", "partner"]
     with session_factory() as session:
         assert ledger.verify_ledger(session).ok
         assert session.scalar(select(func.count()).select_from(programs.Partner)) == 20
@@ -149,4 +149,4 @@ def test_the_demo_seeds_an_empty_database_once(
     assert "already has programs" in refused.output
     reset = runner.invoke(args=["demo", "--reset-passwords"])
     assert reset.exit_code == 0
-    assert reset.output.count("@demo.mdfledger.test") == 4
+    assert reset.output.count("@demo.mdfledger.test") == 5
