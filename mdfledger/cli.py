@@ -467,7 +467,8 @@ def import_purchases(program: str, csv_file: str, period: str | None) -> None:
 @click.option("--if-empty", is_flag=True, help="Do nothing (but say so) when data exists.")
 @click.option("--reset-passwords", is_flag=True, help="Give the demo users new passwords.")
 def demo_command(if_empty: bool, reset_passwords: bool) -> None:
-    """Seed a demo: two programs, twenty partners, allocations, a purchase import, users."""
+    """Seed a demo: two programs, twenty partners, allocations, a purchase import, fund
+    requests and claims in every state with proof documents, users."""
     session = get_session()
     if reset_passwords:
         users = demo.reset_passwords(session)
@@ -480,6 +481,9 @@ def demo_command(if_empty: bool, reset_passwords: bool) -> None:
         users = book.users
         click.echo(f"seeded programs {', '.join(book.programs)} with {book.partners} partners")
         click.echo(f"allocated {book.allocated}; co-op accrued {book.accrued}")
+        for what, counts in (("fund requests", book.requests), ("claims", book.claims)):
+            shown = ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in counts.items())
+            click.echo(f"{what}: {shown}")
     session.commit()
     click.echo("sign in with (passwords are shown only now):")
     for user in users:
