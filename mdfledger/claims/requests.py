@@ -16,9 +16,10 @@ from mdfledger import audit
 from mdfledger.actor import Actor
 from mdfledger.auth.scope import check_partner, scoped
 from mdfledger.claims import holds, workflow
-from mdfledger.claims.models import FundRequest
+from mdfledger.claims.models import Claim, FundRequest
 from mdfledger.claims.rules import (
     REQUEST_TRANSITIONS,
+    ClaimState,
     RequestState,
     Who,
     check_reason,
@@ -413,14 +414,20 @@ def requests_query(
 
 
 def claimable_requests(session: Session, actor: Actor) -> list[FundRequest]:
-    """Approved requests the actor's partner may claim against now (no open claim on them)."""
+    """Approved requests the actor's partner may claim against now: no claim on them that is
+    still a draft or open (the rule create_claim applies)."""
+    taken = select(Claim.request_id).where(
+        Claim.request_id.is_not(None),
+        Claim.state.not_in([ClaimState.REJECTED, ClaimState.WITHDRAWN, ClaimState.EXPIRED]),
+    )
     statement = scoped(
-        select(FundRequest).where(FundRequest.state == RequestState.APPROVED),
+        select(FundRequest).where(
+            FundRequest.state == RequestState.APPROVED, FundRequest.id.not_in(taken)
+        ),
         FundRequest.partner_id,
         actor,
     )
-    found = session.scalars(statement.order_by(FundRequest.claim_deadline)).all()
-    return [r for r in found if workflow.open_claim(session, r) is None]
+    return list(session.scalars(statement.order_by(FundRequest.claim_deadline)))
 
 
 def expire_requests(session: Session, actor: Actor, *, now: datetime | None = None) -> int:

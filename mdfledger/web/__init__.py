@@ -229,6 +229,6 @@ def healthz() -> tuple[object, int]:
 
 # Page modules: importing them registers their routes and handlers on `bp`.
 from mdfledger.web import audit as audit  # noqa: E402
+from mdfledger.web import claims, imports, partners, requests  # noqa: E402,F401  (routes)
 from mdfledger.web import errors as errors  # noqa: E402
-from mdfledger.web import imports, partners  # noqa: E402,F401  (routes)
 from mdfledger.web import programs as programs  # noqa: E402

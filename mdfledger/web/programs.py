@@ -133,7 +133,6 @@ class ProgramForm(FlaskForm):
         "Rollover days", default=0, validators=[Optional()], render_kw={"inputmode": "numeric"}
     )
 
-
     direct_claims = BooleanField("Partners may claim without pre-approval")
     second_approval_above = StringField(
         "Second approver above (optional)", render_kw={"inputmode": "decimal"}

@@ -66,7 +66,7 @@ def desk(session: Session, tmp_path: Path) -> Desk:
             tier="gold",
             region="NA",
             now=NOW,
-        )  # fmt: skip
+        )
         for code, name in (("ACME", "Acme Networks"), ("BOLT", "Bolt Systems"))
     )
     programs.fund_budget(session, system, mdf.id, 10_000_000, reason="budget", now=NOW)

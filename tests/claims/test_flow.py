@@ -109,7 +109,7 @@ def test_returned_request_is_edited_and_resubmitted(session: Session, desk: Desk
 def test_requests_are_capped_by_the_activity_and_the_share(session: Session, desk: Desk):
     with pytest.raises(ValidationError, match=r"at most 3000.00 USD .*50% of the estimated cost"):
         propose(session, desk, amount=300_001)
-    with pytest.raises(ValidationError, match="at most 5000.00 USD .*Webinar cap"):
+    with pytest.raises(ValidationError, match=r"at most 5000.00 USD .*Webinar cap"):
         propose(session, desk, amount=600_000, estimated_cost=2_000_000)
     assert session.scalar(select(func.count()).select_from(claims.FundRequest)) == 0
 
@@ -123,7 +123,7 @@ def test_approval_cannot_exceed_what_the_partner_has(session: Session, desk: Des
                                            estimated_cost=1_000_000).id, now=NOW,
         )  # fmt: skip
     last = propose(session, desk, amount=100_000)
-    with pytest.raises(Conflict, match="Acme Networks has 0.00 USD available"):
+    with pytest.raises(Conflict, match=r"Acme Networks has 0.00 USD available"):
         claims.approve_request(session, desk.finance, last.id, now=NOW)
     assert last.state == RequestState.SUBMITTED
 
@@ -134,7 +134,7 @@ def test_claims_over_the_reservation_or_after_the_deadline_are_refused(
     request = propose(session, desk)
     claims.approve_request(session, desk.finance, request.id, amount=100_000,
                            reason_code="budget", message="Half now", now=NOW)  # fmt: skip
-    with pytest.raises(ValidationError, match="at most 1000.00 USD .*pre-approved"):
+    with pytest.raises(ValidationError, match=r"at most 1000.00 USD .*pre-approved"):
         claim_with_proof(session, desk, request, amount=100_001, now=LATER)
     late = datetime(2026, 10, 30, 12, 0, tzinfo=UTC)
     with pytest.raises(ValidationError, match="claim deadline for this activity was 2026-10-29"):

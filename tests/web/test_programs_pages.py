@@ -245,17 +245,23 @@ def test_percentages_read_and_show_exactly() -> None:
 
 NAV = {
     "admin": [
+        ("Claims", "web.claims"), ("Requests", "web.requests"),
         ("Programs", "web.programs"), ("Partners", "web.partners"), ("Allocate", "web.allocate"),
         ("Imports", "web.imports"), ("Users", "auth.users"), ("Audit log", "web.audit_log"),
     ],
     "finance": [
+        ("Claims", "web.claims"), ("Requests", "web.requests"),
         ("Programs", "web.programs"), ("Partners", "web.partners"), ("Allocate", "web.allocate"),
         ("Imports", "web.imports"), ("Audit log", "web.audit_log"),
     ],
     "auditor": [
+        ("Claims", "web.claims"), ("Requests", "web.requests"),
         ("Programs", "web.programs"), ("Partners", "web.partners"), ("Audit log", "web.audit_log"),
     ],
-    "partner": [("My funds", "web.funds"), ("Programs", "web.programs")],
+    "partner": [
+        ("My funds", "web.funds"), ("My requests", "web.requests"), ("My claims", "web.claims"),
+        ("Programs", "web.programs"),
+    ],
 }  # fmt: skip
 
 
@@ -759,7 +765,7 @@ def test_not_found_says_nothing_about_whether_the_program_exists(site: Site) -> 
     assert "Legacy" not in text(closed) and "OLD25" not in text(closed)
     page = text(missing)
     assert "<h1>Not found</h1>" in page and "987654" not in page
-    assert nav_labels(page) == ["My funds", "Programs"]  # still in the layout
+    assert nav_labels(page) == expected_nav(site.app, NAV["partner"])  # still in the layout
     staff = site.client("finance")
     for path in ("/programs/987654", "/programs/99999999999999999999999", "/programs/x", "/nope"):
         response = staff.get(path)
