@@ -36,7 +36,6 @@ from mdfledger.claims.service import (
     BulkResult,
     add_document,
     add_link,
-    approval_limit,
     approve_claim,
     bulk_approve,
     create_claim,
@@ -52,7 +51,7 @@ from mdfledger.claims.service import (
     update_claim,
     withdraw_claim,
 )
-from mdfledger.claims.workflow import timeline
+from mdfledger.claims.workflow import approval_limit, timeline
 
 __all__ = [
     "WAITING",

@@ -66,6 +66,10 @@ class FundRequest(Base):
         CheckConstraint(
             f"reason_code IS NULL OR {one_of('reason_code', ReasonCode)}", name="reason_code"
         ),
+        CheckConstraint(
+            "state NOT IN ('approved', 'claimed') OR approved_amount IS NOT NULL",
+            name="approved_has_amount",
+        ),
         Index("ix_fund_requests_partner_state", "partner_id", "state"),
         Index("ix_fund_requests_state_submitted", "state", "submitted_at"),
     )
@@ -120,6 +124,14 @@ class Claim(Base):
         ),
         CheckConstraint(
             "(first_approval_by IS NULL) = (first_approval_amount IS NULL)", name="first_approval"
+        ),
+        CheckConstraint(
+            "state NOT IN ('approved', 'paid') OR approved_amount IS NOT NULL",
+            name="approved_has_amount",
+        ),
+        CheckConstraint(
+            "state IN ('draft', 'withdrawn', 'expired') OR submitted_at IS NOT NULL",
+            name="submitted_at",
         ),
         # The finance queue: by state and age, optionally narrowed by program or partner.
         Index("ix_claims_state_submitted", "state", "submitted_at", "id"),
@@ -221,6 +233,9 @@ class Document(Base):
     __table_args__ = (
         CheckConstraint(one_of("kind", DocumentKind), name="kind"),
         CheckConstraint("(sha256 IS NULL) <> (url IS NULL)", name="file_or_link"),
+        CheckConstraint(
+            f"({one_of('kind', sorted(LINK_KINDS))}) = (url IS NOT NULL)", name="link_kind"
+        ),
         CheckConstraint("size IS NULL OR size > 0", name="size"),
         Index("ix_claim_documents_sha256", "sha256"),
     )
@@ -294,6 +309,7 @@ class ApprovalLimit(Base):
     __table_args__ = (
         UniqueConstraint("user_id", "currency"),
         CheckConstraint("max_amount >= 0", name="max_amount"),
+        CheckConstraint("length(currency) = 3", name="currency"),
     )
 
     id: Mapped[int] = mapped_column(BigInt, primary_key=True)

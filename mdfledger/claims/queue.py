@@ -51,6 +51,12 @@ def review_queue(
     for state in wanted.states:
         check_choice(state, ClaimState, "state")
     check_choice(wanted.sort, SORTS, "sort")
+    if (
+        wanted.min_amount is not None
+        and wanted.max_amount is not None
+        and wanted.min_amount > wanted.max_amount
+    ):
+        raise ValidationError("the smallest amount is above the largest", field="min_amount")
     statement = select(Claim).where(Claim.state.in_(wanted.states))
     if wanted.program_id is not None:
         statement = statement.where(Claim.program_id == wanted.program_id)
@@ -62,12 +68,6 @@ def review_queue(
         statement = statement.where(Claim.claimed_amount >= wanted.min_amount)
     if wanted.max_amount is not None:
         statement = statement.where(Claim.claimed_amount <= wanted.max_amount)
-    if (
-        wanted.min_amount is not None
-        and wanted.max_amount is not None
-        and wanted.min_amount > wanted.max_amount
-    ):
-        raise ValidationError("the smallest amount is above the largest", field="min_amount")
     if wanted.older_than_days is not None:
         cutoff = ensure_utc(now or utcnow()) - timedelta(days=wanted.older_than_days)
         statement = statement.where(Claim.submitted_at <= cutoff)

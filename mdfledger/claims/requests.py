@@ -45,12 +45,6 @@ EDITABLE = (
 )  # fmt: skip
 
 
-def _day(value: object, field: str) -> date:
-    if not isinstance(value, date) or isinstance(value, datetime):
-        raise ValidationError(f"{field.replace('_', ' ')} must be a date", field=field)
-    return value
-
-
 def _check_terms(
     program: Program, activity: Activity, fields: dict[str, Any], *, today: date
 ) -> dict[str, Any]:
@@ -61,13 +55,10 @@ def _check_terms(
         "expected_outcome": clean_text(
             fields.get("expected_outcome"), "expected_outcome", 5000, required=False
         ),
-        "starts_on": _day(fields["starts_on"], "starts_on"),
-        "ends_on": _day(fields["ends_on"], "ends_on"),
         "estimated_cost": positive_amount(fields["estimated_cost"], "estimated_cost"),
         "requested_amount": positive_amount(fields["requested_amount"], "requested_amount"),
     }
-    if clean["ends_on"] < clean["starts_on"]:
-        raise ValidationError("the activity cannot end before it starts", field="ends_on")
+    clean["starts_on"], clean["ends_on"] = workflow.activity_dates(fields)
     deadline = program_rules.claim_deadline(clean["ends_on"], program.claim_deadline_days)
     if deadline < today:
         raise ValidationError(
@@ -377,9 +368,7 @@ def _program_partner(session: Session, request: FundRequest) -> tuple[Program, P
 
 
 def _within_limit(session: Session, actor: Actor, amount: int, currency: str) -> None:
-    from mdfledger.claims.service import approval_limit  # the policy lives with claims
-
-    limit = approval_limit(session, actor, currency)
+    limit = workflow.approval_limit(session, actor, currency)
     if limit is not None and amount > limit:
         raise Forbidden(
             f"{format_amount(amount, currency)} {currency} is above your approval limit of"

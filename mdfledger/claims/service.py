@@ -20,6 +20,7 @@ from mdfledger.auth.models import Role, User
 from mdfledger.auth.scope import MANAGERS, check_partner, require_role
 from mdfledger.claims import holds, workflow
 from mdfledger.claims.models import (
+    LINK_KINDS,
     ApprovalLimit,
     Claim,
     ClaimFlag,
@@ -44,9 +45,11 @@ from mdfledger.claims.rules import (
 from mdfledger.clock import ensure_utc, utcnow
 from mdfledger.errors import Conflict, Forbidden, NotFound, ValidationError
 from mdfledger.fields import clean_text, percent_text, positive_amount
+from mdfledger.ledger.commands import is_id
 from mdfledger.money import format_amount, validate_currency
 from mdfledger.programs import rules as program_rules
 from mdfledger.programs.models import Activity, Partner, Program, ProofType
+from mdfledger.programs.service import get_program
 
 WHAT = "claim"
 SYSTEM = Actor.system("claims")
@@ -119,8 +122,6 @@ def create_claim(
         partner = workflow.proposer_partner(session, actor, partner_id)
         if program_id is None:
             raise ValidationError("choose a pre-approved request or a program", field="program_id")
-        from mdfledger.programs.service import get_program
-
         program = get_program(session, actor, program_id)
         workflow.open_for_proposals(program, partner)
         if not program.direct_claims:
@@ -187,12 +188,6 @@ def _claimable(session: Session, request: FundRequest) -> None:
         )
 
 
-def _day(value: object, field: str) -> date:
-    if not isinstance(value, date) or isinstance(value, datetime):
-        raise ValidationError(f"{field.replace('_', ' ')} must be a date", field=field)
-    return value
-
-
 def _check_terms(
     session: Session,
     program: Program,
@@ -206,8 +201,6 @@ def _check_terms(
     clean: dict[str, Any] = {
         "title": clean_text(fields["title"], "title", 200),
         "description": clean_text(fields.get("description"), "description", 5000, required=False),
-        "starts_on": _day(fields["starts_on"], "starts_on"),
-        "ends_on": _day(fields["ends_on"], "ends_on"),
         "actual_cost": positive_amount(fields["actual_cost"], "actual_cost"),
         "claimed_amount": positive_amount(fields["claimed_amount"], "claimed_amount"),
         "invoice_issuer": clean_text(fields.get("invoice_issuer"), "invoice_issuer", 200,
@@ -217,8 +210,7 @@ def _check_terms(
         "invoice_total": None if fields.get("invoice_total") is None
         else positive_amount(fields["invoice_total"], "invoice_total"),
     }  # fmt: skip
-    if clean["ends_on"] < clean["starts_on"]:
-        raise ValidationError("the activity cannot end before it starts", field="ends_on")
+    clean["starts_on"], clean["ends_on"] = workflow.activity_dates(fields)
     if clean["starts_on"] > today:
         raise ValidationError(
             f"claim an activity once it has started: it starts on {clean['starts_on'].isoformat()}",
@@ -385,11 +377,7 @@ def remove_document(session: Session, actor: Actor, document_id: int) -> Claim:
 
 
 def get_document(session: Session, actor: Actor, document_id: object) -> Document:
-    document = (
-        session.get(Document, document_id)
-        if isinstance(document_id, int) and not isinstance(document_id, bool)
-        else None
-    )
+    document = session.get(Document, document_id) if is_id(document_id) else None
     if document is None:
         raise NotFound("document not found")
     check_partner(actor, document.claim.partner_id, "document")
@@ -397,8 +385,6 @@ def get_document(session: Session, actor: Actor, document_id: object) -> Documen
 
 
 def _kind(kind: object, *, links: bool) -> str:
-    from mdfledger.claims.models import LINK_KINDS
-
     allowed = [k.value for k in DocumentKind if (k in LINK_KINDS) == links]
     if not isinstance(kind, str) or kind not in allowed:
         raise ValidationError(f"kind must be one of {', '.join(allowed)}", field="kind")
@@ -522,55 +508,41 @@ def _hold_for(
 
 def _flag_duplicates(session: Session, claim: Claim, now: datetime) -> None:
     """Flag the claim when a file or an invoice in it is also in any other claim, of any
-    partner. Flags are worked out again on every submission."""
+    partner. Flags are worked out again on every submission. `Claim.flagged` mirrors "has
+    flags" on the row itself, so the queue filters and indexes it without a join."""
     session.execute(delete(ClaimFlag).where(ClaimFlag.claim_id == claim.id))
-    counted = [s.value for s in _NOT_COMPARED]
-    flags: list[ClaimFlag] = []
+    others = select(Claim.id, Claim.partner_id).where(
+        Claim.id != claim.id, Claim.state.not_in([s.value for s in _NOT_COMPARED])
+    )
+    found: list[tuple[FlagKind, str, int, int]] = []  # kind, what is shared, other claim, partner
     hashes = {d.sha256: d.filename for d in claim.documents if d.sha256}
     if hashes:
         same_files = session.execute(
-            select(Document.sha256, Claim.id, Claim.partner_id)
-            .join(Claim, Claim.id == Document.claim_id)
-            .where(
-                Document.sha256.in_(list(hashes)),
-                Claim.id != claim.id,
-                Claim.state.not_in(counted),
-            )
-            .order_by(Claim.id)
-        ).all()
-        seen: set[tuple[str, int]] = set()
-        for sha, other_id, other_partner in same_files:
-            if (sha, other_id) in seen:
-                continue
-            seen.add((sha, other_id))
-            whose = "" if other_partner == claim.partner_id else " of another partner"
-            flags.append(
-                ClaimFlag(
-                    claim_id=claim.id, kind=FlagKind.SAME_FILE.value, other_claim_id=other_id,
-                    detail=f"{hashes[sha]} is also in CLM-{other_id:06d}{whose}", created_at=now,
-                )
-            )  # fmt: skip
+            others.add_columns(Document.sha256)
+            .join(Document, Document.claim_id == Claim.id)
+            .where(Document.sha256.in_(list(hashes)))
+            .distinct()
+            .order_by(Claim.id, Document.sha256)
+        )
+        found += [(FlagKind.SAME_FILE, hashes[sha], i, p) for i, p, sha in same_files]
     if claim.invoice_key is not None:
-        others = session.execute(
-            select(Claim.id, Claim.partner_id).where(
-                Claim.invoice_key == claim.invoice_key,
-                Claim.id != claim.id,
-                Claim.state.not_in(counted),
-            )
-        ).all()
-        for other_id, other_partner in others:
-            whose = "" if other_partner == claim.partner_id else " of another partner"
-            flags.append(
-                ClaimFlag(
-                    claim_id=claim.id, kind=FlagKind.SAME_INVOICE.value, other_claim_id=other_id,
-                    detail=f"invoice {claim.invoice_number} from {claim.invoice_issuer} for"
-                    f" {format_amount(claim.invoice_total or 0, claim.currency)}"
-                    f" {claim.currency} is also claimed in CLM-{other_id:06d}{whose}",
-                    created_at=now,
-                )
-            )  # fmt: skip
-    session.add_all(flags)
-    claim.flagged = bool(flags)
+        total = format_amount(claim.invoice_total or 0, claim.currency)
+        invoice = f"invoice {claim.invoice_number} from {claim.invoice_issuer} for {total}"
+        same_invoice = session.execute(
+            others.where(Claim.invoice_key == claim.invoice_key).order_by(Claim.id)
+        )
+        found += [(FlagKind.SAME_INVOICE, f"{invoice} {claim.currency}", i, p)
+                  for i, p in same_invoice]  # fmt: skip
+    session.add_all(
+        ClaimFlag(
+            claim_id=claim.id, kind=kind.value, other_claim_id=other_id, created_at=now,
+            detail=f"{what} is also {'claimed ' if kind == FlagKind.SAME_INVOICE else ''}in"
+            f" CLM-{other_id:06d}"
+            + ("" if other_partner == claim.partner_id else " of another partner"),
+        )
+        for kind, what, other_id, other_partner in found
+    )  # fmt: skip
+    claim.flagged = bool(found)
     session.flush()
     session.expire(claim, ["flags"])
 
@@ -622,7 +594,7 @@ def approve_claim(
         earlier = (claim.first_approval_by,)
     policy = ApprovalPolicy(
         second_approver_above=program.second_approval_above,
-        limits=_limits(session, actor, cur),
+        limits=workflow.limits(session, actor, cur),
     )
     step = approval_step(
         policy, amount, approver=actor.label,
@@ -859,28 +831,12 @@ def bulk_approve(
 # --- approval limits ------------------------------------------------------------------------------
 
 
-def _limits(session: Session, actor: Actor, currency: str) -> dict[str, int]:
-    limit = approval_limit(session, actor, currency)
-    return {} if limit is None else {actor.label: limit}
-
-
-def approval_limit(session: Session, actor: Actor, currency: str) -> int | None:
-    """The most this finance user may approve on one claim in `currency`; None: no limit."""
-    if actor.kind != "user" or not actor.id.isdigit():
-        return None
-    return session.scalar(
-        select(ApprovalLimit.max_amount).where(
-            ApprovalLimit.user_id == int(actor.id), ApprovalLimit.currency == currency
-        )
-    )
-
-
 def set_approval_limit(
     session: Session, actor: Actor, user_id: int, currency: str, max_amount: int | None
 ) -> None:
     """An admin sets (or, with None, removes) a finance user's approval limit in a currency."""
     require_role(actor, Role.ADMIN)
-    user = session.get(User, user_id) if isinstance(user_id, int) else None
+    user = session.get(User, user_id) if is_id(user_id) else None
     if user is None:
         raise NotFound("user not found")
     if user.role not in (Role.ADMIN, Role.FINANCE):

@@ -14,11 +14,12 @@ from sqlalchemy.orm import Session
 from mdfledger.actor import Actor
 from mdfledger.auth.models import Role, User
 from mdfledger.auth.scope import check_partner, partner_scope
-from mdfledger.claims.models import Claim, ClaimEvent, FundRequest
+from mdfledger.claims.models import ApprovalLimit, Claim, ClaimEvent, FundRequest
 from mdfledger.claims.rules import TERMINAL_CLAIM, ClaimState, Who
 from mdfledger.clock import ensure_utc, utcnow
 from mdfledger.errors import Conflict, Forbidden, NotFound, ValidationError
 from mdfledger.fields import clean_text
+from mdfledger.ledger.commands import is_id
 from mdfledger.programs import rules as program_rules
 from mdfledger.programs.models import Activity, Partner, PartnerStatus, Program, ProgramStatus
 from mdfledger.programs.service import get_partner
@@ -45,7 +46,7 @@ def load(
     """The request or claim, locked for a change when `lock` (on SQLite the write transaction
     already is the lock). Another partner's is 'not found'."""
     what = "fund request" if model is FundRequest else "claim"
-    if not isinstance(subject_id, int) or isinstance(subject_id, bool) or subject_id < 1:
+    if not is_id(subject_id):
         raise NotFound(f"{what} not found")
     statement = select(model).where(model.id == subject_id)
     if lock and session.get_bind().dialect.name == "postgresql":
@@ -55,6 +56,19 @@ def load(
         raise NotFound(f"{what} not found")
     check_partner(actor, row.partner_id, what)
     return row
+
+
+def activity_dates(fields: dict[str, Any]) -> tuple[date, date]:
+    """The activity's first and last day, as dates, the last not before the first."""
+    days = []
+    for field in ("starts_on", "ends_on"):
+        value = fields[field]
+        if not isinstance(value, date) or isinstance(value, datetime):
+            raise ValidationError(f"{field.replace('_', ' ')} must be a date", field=field)
+        days.append(value)
+    if days[1] < days[0]:
+        raise ValidationError("the activity cannot end before it starts", field="ends_on")
+    return days[0], days[1]
 
 
 def today(program: Program, now: datetime | None) -> date:
@@ -114,6 +128,22 @@ def replayed(session: Session, subject: FundRequest | Claim, key: str | None) ->
     return True
 
 
+def limits(session: Session, actor: Actor, currency: str) -> dict[str, int]:
+    limit = approval_limit(session, actor, currency)
+    return {} if limit is None else {actor.label: limit}
+
+
+def approval_limit(session: Session, actor: Actor, currency: str) -> int | None:
+    """The most this finance user may approve on one claim in `currency`; None: no limit."""
+    if actor.kind != "user" or not actor.id.isdigit():
+        return None
+    return session.scalar(
+        select(ApprovalLimit.max_amount).where(
+            ApprovalLimit.user_id == int(actor.id), ApprovalLimit.currency == currency
+        )
+    )
+
+
 def actor_name(session: Session, actor: Actor) -> str:
     if actor.kind == "system":
         return f"mdfledger ({actor.id})"
@@ -168,11 +198,7 @@ def timeline(session: Session, subject: FundRequest | Claim) -> list[ClaimEvent]
 
 
 def activity_of(session: Session, program: Program, activity_id: object) -> Activity:
-    activity = (
-        session.get(Activity, activity_id)
-        if isinstance(activity_id, int) and not isinstance(activity_id, bool)
-        else None
-    )
+    activity = session.get(Activity, activity_id) if is_id(activity_id) else None
     if activity is None or activity.program_id != program.id:
         raise ValidationError(
             f"choose an activity from the {program.code} catalog", field="activity_id"

@@ -32,6 +32,7 @@ def upgrade() -> None:
             "max_amount", sa.BigInteger().with_variant(sa.INTEGER(), "sqlite"), nullable=False
         ),
         sa.CheckConstraint("max_amount >= 0", name=op.f("ck_approval_limits_max_amount")),
+        sa.CheckConstraint("length(currency) = 3", name=op.f("ck_approval_limits_currency")),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name=op.f("fk_approval_limits_user_id_users")
         ),
@@ -79,6 +80,10 @@ def upgrade() -> None:
         sa.CheckConstraint(
             "reason_code IS NULL OR reason_code IN ('not_eligible', 'over_cap', 'insufficient_proof', 'proof_mismatch', 'outside_dates', 'late', 'duplicate', 'ineligible_cost', 'budget', 'other')",
             name=op.f("ck_fund_requests_reason_code"),
+        ),
+        sa.CheckConstraint(
+            "state NOT IN ('approved', 'claimed') OR approved_amount IS NOT NULL",
+            name=op.f("ck_fund_requests_approved_has_amount"),
         ),
         sa.CheckConstraint(
             "state IN ('submitted', 'returned', 'approved', 'rejected', 'withdrawn', 'claimed', 'expired')",
@@ -181,6 +186,14 @@ def upgrade() -> None:
             "(first_approval_by IS NULL) = (first_approval_amount IS NULL)",
             name=op.f("ck_claims_first_approval"),
         ),
+        sa.CheckConstraint(
+            "state NOT IN ('approved', 'paid') OR approved_amount IS NOT NULL",
+            name=op.f("ck_claims_approved_has_amount"),
+        ),
+        sa.CheckConstraint(
+            "state IN ('draft', 'withdrawn', 'expired') OR submitted_at IS NOT NULL",
+            name=op.f("ck_claims_submitted_at"),
+        ),
         sa.CheckConstraint("actual_cost > 0", name=op.f("ck_claims_actual_cost")),
         sa.CheckConstraint(
             "approved_amount IS NULL OR (approved_amount > 0 AND approved_amount <= claimed_amount)",
@@ -240,6 +253,10 @@ def upgrade() -> None:
         ),
         sa.CheckConstraint(
             "(sha256 IS NULL) <> (url IS NULL)", name=op.f("ck_claim_documents_file_or_link")
+        ),
+        sa.CheckConstraint(
+            "(kind IN ('landing_page', 'social_post')) = (url IS NOT NULL)",
+            name=op.f("ck_claim_documents_link_kind"),
         ),
         sa.CheckConstraint("size IS NULL OR size > 0", name=op.f("ck_claim_documents_size")),
         sa.ForeignKeyConstraint(

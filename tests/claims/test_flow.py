@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mdfledger import claims, ledger, programs
@@ -365,4 +366,27 @@ def test_the_timeline_is_append_only(session: Session, desk: Desk):
             claims.ClaimEvent.__table__.update().values(message="rewritten")
             .where(claims.ClaimEvent.request_id == request.id)
         )  # fmt: skip
+    session.rollback()
+
+
+@pytest.mark.parametrize(
+    ("table", "values", "constraint"),
+    [
+        ("fund_requests", {"state": "approved", "approved_amount": None}, "approved_has_amount"),
+        ("claims", {"state": "approved", "approved_amount": None}, "approved_has_amount"),
+        ("claims", {"state": "in_review", "submitted_at": None}, "submitted_at"),
+        ("claim_documents", {"kind": "landing_page"}, "link_kind"),
+    ],
+)
+def test_the_database_refuses_inconsistent_rows(
+    session: Session, desk: Desk, table: str, values: dict, constraint: str
+):
+    request = propose(session, desk)
+    claim = claim_with_proof(session, desk)
+    ids = {"fund_requests": request.id, "claims": claim.id,
+           "claim_documents": claim.documents[0].id}  # fmt: skip
+    session.commit()
+    target = claims.models.Base.metadata.tables[table]
+    with pytest.raises(IntegrityError, match=constraint):
+        session.execute(target.update().values(**values).where(target.c.id == ids[table]))
     session.rollback()
