@@ -68,6 +68,14 @@ PARTNERS = (
 )
 ALLOCATION_BY_TIER = {"platinum": 25_000_00, "gold": 12_000_00, "silver": 6_000_00}
 PRODUCT_LINES = ("storage", "networking", "software", "services")
+# Both programs' activities (the queue benchmark's too): code, name, proof asked for, cap
+CATALOG = (
+    ("webinar", "Webinar", ("landing_page", "lead_list"), 5_000_00),
+    ("trade-show", "Trade show booth", ("invoice", "photos"), 15_000_00),
+    ("digital-ads", "Digital advertising", ("invoice", "landing_page"), 10_000_00),
+    ("social", "Social media campaign", ("social_post", "invoice"), 3_000_00),
+    ("email", "E-mail campaign", ("invoice", "lead_list"), 2_500_00),
+)
 
 
 @dataclass(frozen=True)
@@ -164,13 +172,13 @@ def seed(
     # Two partners have been suspended since; they keep what they have but get nothing new.
     for partner in (partners[9], partners[18]):
         programs.update_partner(session, SEEDER, partner.id, status="suspended")
-    staff = [_user(session, role, name, None, local) for role, name, local in STAFF]
-    pat = _user(session, Role.PARTNER, "Pat Partner", partners[0])
-    users = [user for user, _ in staff] + [pat[0]]
+    staff = {local: _user(session, role, name, None, local) for role, name, local in STAFF}
+    pat, pat_actor = _user(session, Role.PARTNER, "Pat Partner", partners[0])
+    users = [user for user, _ in staff.values()] + [pat]
 
     demo = _Demo(session, store, clock, mdf, coop, partners)
-    demo.finance = {local: actor for (_, _, local), (_, actor) in zip(STAFF, staff, strict=True)}
-    demo.people[partners[0].code] = pat[1]
+    demo.finance = {local: actor for local, (_, actor) in staff.items()}
+    demo.people[partners[0].code] = pat_actor
     accrued: list[int] = []
 
     def import_purchases(at: datetime) -> None:
@@ -224,15 +232,8 @@ def _programs(
     programs.fund_budget(
         session, SEEDER, mdf.id, 600_000_00, reason=f"FY{year} MDF budget", now=now
     )
-    catalog = (
-        ("webinar", "Webinar", ["landing_page", "lead_list"], 5_000_00),
-        ("trade-show", "Trade show booth", ["invoice", "photos"], 15_000_00),
-        ("digital-ads", "Digital advertising", ["invoice", "landing_page"], 10_000_00),
-        ("social", "Social media campaign", ["social_post", "invoice"], 3_000_00),
-        ("email", "E-mail campaign", ["invoice", "lead_list"], 2_500_00),
-    )
     for program in (mdf, coop):
-        for code, name, proof, cap in catalog:
+        for code, name, proof, cap in CATALOG:
             programs.add_activity(
                 session, SEEDER, program.id, code=code, name=name, proof=proof, cap=cap,
                 description=f"{name}: claim with {', '.join(p.replace('_', ' ') for p in proof)}.",
@@ -464,6 +465,25 @@ class _Line:
 
         return self._at(days_ago, hour, step)
 
+    def _decide(
+        self,
+        days_ago: int,
+        hour: int,
+        decide: Callable[..., object],
+        target: Callable[[], int],
+        *,
+        by: str = "finance",
+        reason: tuple[str, str] | None = None,
+        **fields: Any,
+    ) -> _Line:
+        """A finance user (`by`) decides on the request or claim: `target` is called when the
+        step plays (the object does not exist before); `reason` is (reason code, message)."""
+        code, message = reason or (None, None)
+        return self._at(days_ago, hour, lambda now: decide(
+            self._s, self.demo.finance[by], target(), reason_code=code, message=message, now=now,
+            **fields,
+        ))  # fmt: skip
+
     def approve(
         self,
         days_ago: int,
@@ -473,23 +493,20 @@ class _Line:
         reason: tuple[str, str] | None = None,
         hour: int = 17,
     ) -> _Line:
-        code, message = reason or (None, None)
-        return self._at(days_ago, hour, lambda now: claims.approve_request(
-            self._s, self.demo.finance[by], self._request_id(), amount=amount, reason_code=code,
-            message=message, now=now,
-        ))  # fmt: skip
+        return self._decide(
+            days_ago, hour, claims.approve_request, self._request_id, by=by, reason=reason,
+            amount=amount,
+        )  # fmt: skip
 
     def send_back(self, days_ago: int, code: str, message: str, *, hour: int = 17) -> _Line:
-        return self._at(days_ago, hour, lambda now: claims.return_request(
-            self._s, self.demo.finance["finance"], self._request_id(), reason_code=code,
-            message=message, now=now,
-        ))  # fmt: skip
+        return self._decide(
+            days_ago, hour, claims.return_request, self._request_id, reason=(code, message)
+        )
 
     def turn_down(self, days_ago: int, code: str, message: str, *, hour: int = 17) -> _Line:
-        return self._at(days_ago, hour, lambda now: claims.reject_request(
-            self._s, self.demo.finance["finance"], self._request_id(), reason_code=code,
-            message=message, now=now,
-        ))  # fmt: skip
+        return self._decide(
+            days_ago, hour, claims.reject_request, self._request_id, reason=(code, message)
+        )
 
     def resubmit(self, days_ago: int, message: str, *, hour: int = 14, **changes: Any) -> _Line:
         def step(now: datetime) -> None:
@@ -598,23 +615,20 @@ class _Line:
         hour: int = 17,
     ) -> _Line:
         """Finance approves the claim (in part, with a reason, when `amount` is less)."""
-        code, message = reason or (None, None)
-        return self._at(days_ago, hour, lambda now: claims.approve_claim(
-            self._s, self.demo.finance[by], self._claim_id(), amount=amount, reason_code=code,
-            message=message, now=now,
-        ))  # fmt: skip
+        return self._decide(
+            days_ago, hour, claims.approve_claim, self._claim_id, by=by, reason=reason,
+            amount=amount,
+        )  # fmt: skip
 
     def return_claim(self, days_ago: int, code: str, message: str, *, hour: int = 17) -> _Line:
-        return self._at(days_ago, hour, lambda now: claims.return_claim(
-            self._s, self.demo.finance["finance"], self._claim_id(), reason_code=code,
-            message=message, now=now,
-        ))  # fmt: skip
+        return self._decide(
+            days_ago, hour, claims.return_claim, self._claim_id, reason=(code, message)
+        )
 
     def reject_claim(self, days_ago: int, code: str, message: str, *, hour: int = 17) -> _Line:
-        return self._at(days_ago, hour, lambda now: claims.reject_claim(
-            self._s, self.demo.finance["finance"], self._claim_id(), reason_code=code,
-            message=message, now=now,
-        ))  # fmt: skip
+        return self._decide(
+            days_ago, hour, claims.reject_claim, self._claim_id, reason=(code, message)
+        )
 
     def withdraw_claim(self, days_ago: int, message: str, *, hour: int = 14) -> _Line:
         return self._at(days_ago, hour, lambda now: claims.withdraw_claim(

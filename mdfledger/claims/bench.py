@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import math
 import random
-import sqlite3
+import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Select, func, insert, select, text
+from sqlalchemy import Select, func, insert, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from mdfledger import claims, programs
@@ -32,6 +32,8 @@ from mdfledger.actor import Actor
 from mdfledger.claims.models import Claim
 from mdfledger.claims.rules import ClaimState, ReasonCode, invoice_key
 from mdfledger.db import make_engine, make_session_factory
+from mdfledger.demo import CATALOG
+from mdfledger.ledger.bench import Progress, server_version  # the two benches report alike
 
 NOW = datetime(2026, 6, 30, 12, 0, tzinfo=UTC)  # the book's clock: ages are counted from here
 PAGE = 50  # rows per page, as the claims page shows them
@@ -41,8 +43,6 @@ POSTGRES_DATABASE = "mdfledger_bench_queue"  # not the ledger bench's: both may 
 TARGET_MS = 50.0  # every query, p95, at 100,000 claims, on SQLite and PostgreSQL
 FINANCE = Actor("user", "bench-finance", "finance")
 SYSTEM = Actor.system("bench")
-
-Progress = Callable[[str], None]
 
 # Most claims were decided long ago; ~10% wait for finance (the queue), a few are flagged.
 STATE_MIX: tuple[tuple[str, float], ...] = (
@@ -58,13 +58,6 @@ STATE_MIX: tuple[tuple[str, float], ...] = (
     (ClaimState.EXPIRED, 0.02),
 )
 WAITING = frozenset(s.value for s in claims.WAITING)
-CATALOG = (
-    ("webinar", "Webinar", ["landing_page", "lead_list"], 5_000_00),
-    ("trade-show", "Trade show booth", ["invoice", "photos"], 15_000_00),
-    ("digital-ads", "Digital advertising", ["invoice", "landing_page"], 10_000_00),
-    ("social", "Social media campaign", ["social_post", "invoice"], 3_000_00),
-    ("email", "E-mail campaign", ["invoice", "lead_list"], 2_500_00),
-)
 
 
 @dataclass
@@ -80,7 +73,8 @@ class Timing:
     def of(cls, query: str, kind: str, rows: int, seconds: Sequence[float]) -> Timing:
         ordered = sorted(seconds)
         p95 = ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
-        return cls(query, kind, rows, len(ordered), _median(ordered) * 1000, p95 * 1000)
+        median = statistics.median(ordered)
+        return cls(query, kind, rows, len(ordered), median * 1000, p95 * 1000)
 
     @property
     def ok(self) -> bool:
@@ -109,13 +103,6 @@ class Result:
         data["target_ms"] = TARGET_MS
         data["ok"] = self.ok
         return data
-
-
-def _median(ordered: Sequence[float]) -> float:
-    middle = len(ordered) // 2
-    if len(ordered) % 2:
-        return ordered[middle]
-    return (ordered[middle - 1] + ordered[middle]) / 2
 
 
 # --- the book ---------------------------------------------------------------------------------
@@ -399,13 +386,6 @@ def run(
         backend, server, book.claims, len(book.partners), len(book.programs), waiting, flagged,
         built, timings, time.perf_counter() - began,
     )  # fmt: skip
-
-
-def server_version(engine: Engine) -> str:
-    if engine.dialect.name == "sqlite":
-        return f"SQLite {sqlite3.sqlite_version}"
-    with engine.connect() as conn:
-        return str(conn.scalar(text("SHOW server_version")))
 
 
 # --- output -----------------------------------------------------------------------------------

@@ -254,7 +254,7 @@ def run(
     began = time.perf_counter()
     phases: dict[str, float] = {}
     try:
-        server = _server_version(engine)
+        server = server_version(engine)
         factory = make_session_factory(engine)
         mark = time.perf_counter()
         work = _Workload(factory, partners, transfers, seed)
@@ -308,7 +308,7 @@ def run(
     )  # fmt: skip
 
 
-def _server_version(engine: Any) -> str:
+def server_version(engine: Any) -> str:
     if engine.dialect.name == "sqlite":
         return f"SQLite {sqlite3.sqlite_version}"
     with engine.connect() as conn:

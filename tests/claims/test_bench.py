@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mdfledger import create_app
 from mdfledger.claims import WAITING, Claim, bench
 from mdfledger.claims.models import WAITING_SQL
+from mdfledger.web.claims import PER_PAGE
 
 SORT_KEYS = {
     "oldest": lambda c: (c.submitted_at, c.id),
@@ -56,6 +57,7 @@ def _expected(every: list[Claim], query: bench.Query, book: bench.Book) -> list[
 def test_the_queries_return_what_the_page_should_show(
     session_factory: sessionmaker[Session],
 ) -> None:
+    assert bench.PAGE == PER_PAGE  # the bench pages as the claims page does
     book = bench.build(session_factory, claims_count=600, partners=30)
     assert book.claims == 600 and len(book.partners) == 30 and len(book.programs) == 3
     with session_factory() as session:
