@@ -83,6 +83,23 @@ def _done(session: Session, claim: Claim) -> dict[str, Any]:
     return _detail(session, claim)
 
 
+def _step(
+    step: Callable[..., Claim],
+    claim_id: int,
+    args: dict[str, Any],
+    headers: dict[str, Any],
+    *money: str,
+) -> dict[str, Any]:
+    """One workflow step on a claim (submit, withdraw, a decision) with the Idempotency-Key;
+    the `money` fields of `args` are decimal strings in the claim's currency."""
+    session, actor = get_session(), api_actor()
+    if money:
+        args = amounts(args, claims.get_claim(session, actor, claim_id).currency, *money)
+    with body_field_names():
+        claim = step(session, actor, claim_id, key=headers.get("key"), **args)
+    return _done(session, claim)
+
+
 # --- reading -------------------------------------------------------------------------------------
 
 
@@ -321,9 +338,7 @@ def submit_claim(args: dict[str, Any], headers: dict[str, Any], claim_id: int) -
     not passed (409). The money is held for it (a request's reservation moves to it), possible
     duplicates are flagged, and it waits in finance's queue (in_review).
     """
-    session = get_session()
-    claim = claims.submit_claim(session, api_actor(), claim_id, key=headers.get("key"), **args)
-    return _done(session, claim)
+    return _step(claims.submit_claim, claim_id, args, headers)
 
 
 @blp.route("/claims/<int:claim_id>/withdraw", methods=["POST"])
@@ -338,9 +353,7 @@ def withdraw_claim(args: dict[str, Any], headers: dict[str, Any], claim_id: int)
     Before finance decides. What was held goes back to the request while its claim deadline
     has not passed, otherwise to the funds.
     """
-    session = get_session()
-    claim = claims.withdraw_claim(session, api_actor(), claim_id, key=headers.get("key"), **args)
-    return _done(session, claim)
+    return _step(claims.withdraw_claim, claim_id, args, headers)
 
 
 # --- finance's decisions -------------------------------------------------------------------------
@@ -361,12 +374,7 @@ def approve_claim(args: dict[str, Any], headers: dict[str, Any], claim_id: int) 
     different approver must approve the same amount (the first approval answers with
     `first_approval_amount` set and the claim still in_review).
     """
-    session, actor = get_session(), api_actor()
-    claim = claims.get_claim(session, actor, claim_id)
-    fields = amounts(args, claim.currency, "amount")
-    with body_field_names():
-        claim = claims.approve_claim(session, actor, claim.id, key=headers.get("key"), **fields)
-    return _done(session, claim)
+    return _step(claims.approve_claim, claim_id, args, headers, "amount")
 
 
 @blp.route("/claims/<int:claim_id>/return", methods=["POST"])
@@ -380,10 +388,7 @@ def return_claim(args: dict[str, Any], headers: dict[str, Any], claim_id: int) -
 
     To fix it or add proof; its money stays held.
     """
-    session = get_session()
-    with body_field_names():
-        claim = claims.return_claim(session, api_actor(), claim_id, key=headers.get("key"), **args)
-    return _done(session, claim)
+    return _step(claims.return_claim, claim_id, args, headers)
 
 
 @blp.route("/claims/<int:claim_id>/reject", methods=["POST"])
@@ -398,10 +403,7 @@ def reject_claim(args: dict[str, Any], headers: dict[str, Any], claim_id: int) -
     With a reason_code and message the partner reads. Its money goes back to the request
     while its claim deadline has not passed, otherwise to the funds.
     """
-    session = get_session()
-    with body_field_names():
-        claim = claims.reject_claim(session, api_actor(), claim_id, key=headers.get("key"), **args)
-    return _done(session, claim)
+    return _step(claims.reject_claim, claim_id, args, headers)
 
 
 @blp.route("/claims/bulk-approve", methods=["POST"])

@@ -105,6 +105,23 @@ def _done(session: Session, request: FundRequest) -> dict[str, Any]:
     return _detail(session, request)
 
 
+def _step(
+    step: Callable[..., FundRequest],
+    request_id: int,
+    args: dict[str, Any],
+    headers: dict[str, Any],
+    *money: str,
+) -> dict[str, Any]:
+    """One workflow step on a request (withdraw, resubmit, a decision) with the
+    Idempotency-Key; the `money` fields of `args` are decimal strings in its currency."""
+    session, actor = get_session(), api_actor()
+    if money:
+        args = amounts(args, claims.get_request(session, actor, request_id).currency, *money)
+    with body_field_names():
+        request = step(session, actor, request_id, key=headers.get("key"), **args)
+    return _done(session, request)
+
+
 # --- reading -------------------------------------------------------------------------------------
 
 
@@ -194,11 +211,7 @@ def withdraw_request(args: dict[str, Any], headers: dict[str, Any], request_id: 
     Submitted, returned or approved (funds held for it go back); not while a claim against it
     is open.
     """
-    session = get_session()
-    request = claims.withdraw_request(
-        session, api_actor(), request_id, key=headers.get("key"), **args
-    )
-    return _done(session, request)
+    return _step(claims.withdraw_request, request_id, args, headers)
 
 
 @blp.route("/requests/<int:request_id>/resubmit", methods=["POST"])
@@ -212,11 +225,7 @@ def resubmit_request(args: dict[str, Any], headers: dict[str, Any], request_id: 
 
     With an optional note; its terms must still hold.
     """
-    session = get_session()
-    request = claims.resubmit_request(
-        session, api_actor(), request_id, key=headers.get("key"), **args
-    )
-    return _done(session, request)
+    return _step(claims.resubmit_request, request_id, args, headers)
 
 
 # --- finance's decisions -------------------------------------------------------------------------
@@ -235,14 +244,7 @@ def approve_request(args: dict[str, Any], headers: dict[str, Any], request_id: i
     in the partner's funds until the claim deadline (409 when they hold less). Approval limits
     apply (403 above yours).
     """
-    session, actor = get_session(), api_actor()
-    request = claims.get_request(session, actor, request_id)
-    fields = amounts(args, request.currency, "amount")
-    with body_field_names():
-        request = claims.approve_request(
-            session, actor, request.id, key=headers.get("key"), **fields
-        )
-    return _done(session, request)
+    return _step(claims.approve_request, request_id, args, headers, "amount")
 
 
 @blp.route("/requests/<int:request_id>/return", methods=["POST"])
@@ -256,12 +258,7 @@ def return_request(args: dict[str, Any], headers: dict[str, Any], request_id: in
 
     The partner may change it and resubmit; nothing is held meanwhile.
     """
-    session = get_session()
-    with body_field_names():
-        request = claims.return_request(
-            session, api_actor(), request_id, key=headers.get("key"), **args
-        )
-    return _done(session, request)
+    return _step(claims.return_request, request_id, args, headers)
 
 
 @blp.route("/requests/<int:request_id>/reject", methods=["POST"])
@@ -275,9 +272,4 @@ def reject_request(args: dict[str, Any], headers: dict[str, Any], request_id: in
 
     A submitted or returned request, with a reason_code and message the partner reads.
     """
-    session = get_session()
-    with body_field_names():
-        request = claims.reject_request(
-            session, api_actor(), request_id, key=headers.get("key"), **args
-        )
-    return _done(session, request)
+    return _step(claims.reject_request, request_id, args, headers)

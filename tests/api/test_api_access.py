@@ -18,8 +18,9 @@ from mdfledger.actor import Actor
 from mdfledger.audit import AuditEntry
 from mdfledger.clock import utcnow
 from mdfledger.ledger.models import Transfer
+from tests.api.test_claims_api import direct_claim
 from tests.api.test_programs_api import World, build_world, ok
-from tests.api.test_requests_api import add_claims_world
+from tests.api.test_requests_api import add_claims_world, proposal
 from tests.samples import pdf_bytes
 
 
@@ -212,23 +213,7 @@ CASES = [
     Case("GET", "/api/v1/audit/<int:entry_id>", STAFF, 200),
     # fund requests and claims (the objects: tests/api/test_requests_api.add_claims_world)
     Case("GET", "/api/v1/requests", ALL, 200),
-    Case(
-        "POST",
-        "/api/v1/requests",
-        PARTNER,
-        201,
-        lambda w: {
-            "json": {
-                "program_id": w.clm,
-                "activity_id": w.ads,
-                "title": "Ads",
-                "starts_on": utcnow().date().isoformat(),
-                "ends_on": utcnow().date().isoformat(),
-                "estimated_cost": "100.00",
-                "requested_amount": "50.00",
-            }
-        },
-    ),
+    Case("POST", "/api/v1/requests", PARTNER, 201, lambda w: {"json": proposal(w)}),
     Case("GET", "/api/v1/requests/<int:request_id>", ALL, 200),
     Case(
         "PATCH",
@@ -272,23 +257,7 @@ CASES = [
         objects=(("request_id", "request_returned"),),
     ),
     Case("GET", "/api/v1/claims", ALL, 200),
-    Case(
-        "POST",
-        "/api/v1/claims",
-        PARTNER,
-        201,
-        lambda w: {
-            "json": {
-                "program_id": w.clm,
-                "activity_id": w.ads,
-                "title": "Ads",
-                "starts_on": utcnow().date().isoformat(),
-                "ends_on": utcnow().date().isoformat(),
-                "actual_cost": "100.00",
-                "claimed_amount": "50.00",
-            }
-        },
-    ),
+    Case("POST", "/api/v1/claims", PARTNER, 201, lambda w: {"json": direct_claim(w)}),
     Case("GET", "/api/v1/claims/<int:claim_id>", ALL, 200),
     Case("PATCH", "/api/v1/claims/<int:claim_id>", PARTNER, 200, _json(title="Ads, revised")),
     Case(

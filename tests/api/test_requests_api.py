@@ -359,6 +359,7 @@ def test_roles_partners_and_auditors_do_not_decide(world: World) -> None:
 
 def test_another_partners_request_is_not_found(world: World) -> None:
     events = world.count(ClaimEvent)
+    before = ok(world.get("finance", f"/api/v1/requests/{world.bolt_request}"))
     for method, suffix, body in (
         ("GET", "", None),
         ("PATCH", "", {"title": "Mine"}),
@@ -372,3 +373,5 @@ def test_another_partners_request_is_not_found(world: World) -> None:
         assert theirs.get_data() == nowhere.get_data()
         assert b"Spring" not in theirs.get_data()
     assert world.count(ClaimEvent) == events
+    # An edit leaves no event: the request itself must be as it was.
+    assert ok(world.get("finance", f"/api/v1/requests/{world.bolt_request}")) == before
