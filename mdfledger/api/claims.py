@@ -10,8 +10,7 @@ Decisions take the Idempotency-Key header and `version`, as on fund requests.
 from __future__ import annotations
 
 from collections.abc import Callable
-from http import HTTPStatus
-from typing import Any, TypeVar
+from typing import Any
 
 from flask import Response, redirect, url_for
 from sqlalchemy import select
@@ -20,6 +19,7 @@ from sqlalchemy.orm import Session
 from mdfledger import claims, programs
 from mdfledger.api import API_PREFIX
 from mdfledger.api.auth import api_actor, require_roles
+from mdfledger.api.errors import documented_errors
 from mdfledger.api.pagination import PageArgsSchema, page_schema, paginate
 from mdfledger.api.programs import MultipartBlueprint
 from mdfledger.api.requests import amounts, body_field_names, held
@@ -34,8 +34,6 @@ from mdfledger.programs import Program
 from mdfledger.programs.schemas import IdempotencyHeaderSchema, to_minor
 from mdfledger.storage import FILE_TYPES, app_store, content_disposition, download_filename
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 blp = MultipartBlueprint(
     "claims",
     __name__,
@@ -48,15 +46,7 @@ PARTNER = Role.PARTNER
 CLAIM_MONEY = ("actual_cost", "claimed_amount", "invoice_total")
 
 
-def errors(*statuses: int) -> Callable[[F], F]:
-    """Document the error responses an operation may give (every one needs a token: 401)."""
-
-    def decorate(view: F) -> F:
-        for status in (401, *statuses):
-            view = blp.alt_response(status, response=HTTPStatus(status).name)(view)
-        return view
-
-    return decorate
+errors = documented_errors(blp)
 
 
 # --- presenting ----------------------------------------------------------------------------------

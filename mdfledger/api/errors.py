@@ -9,11 +9,15 @@ out this way through create_app's handler; this module covers what Flask and wer
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any, TypeVar
 
 import marshmallow as ma
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 API_PATH = "/api"
 
@@ -99,3 +103,18 @@ class ApiErrorSchema(ma.Schema):
     """Every error response of the API."""
 
     error = ma.fields.Nested(ApiErrorBodySchema, required=True)
+
+
+def documented_errors(blp: Any) -> Callable[..., Callable[[F], F]]:
+    """`errors(404, 409)` for `blp`'s operations: documents the error responses an operation may
+    give in the OpenAPI document (every one needs a token: 401 always)."""
+
+    def errors(*statuses: int) -> Callable[[F], F]:
+        def decorate(view: F) -> F:
+            for status in (401, *statuses):
+                view = blp.alt_response(status, response=HTTPStatus(status).name)(view)
+            return view
+
+        return decorate
+
+    return errors

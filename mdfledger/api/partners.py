@@ -7,9 +7,7 @@ found" (the services say so), and lists are filtered to its partner (`auth.scope
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from http import HTTPStatus
-from typing import Any, TypeVar
+from typing import Any
 
 from flask_smorest import Blueprint
 from sqlalchemy import select
@@ -17,6 +15,7 @@ from sqlalchemy import select
 from mdfledger import programs
 from mdfledger.api import API_PREFIX
 from mdfledger.api.auth import api_actor, require_roles
+from mdfledger.api.errors import documented_errors
 from mdfledger.api.pagination import PageArgsSchema, page_schema, paginate
 from mdfledger.auth.scope import MANAGERS, partner_scope, scoped
 from mdfledger.db import get_read_session, get_session
@@ -24,8 +23,6 @@ from mdfledger.errors import NotFound
 from mdfledger.ledger.commands import is_id
 from mdfledger.programs import Allocation, Fund, Program, ProgramStatus
 from mdfledger.programs import schemas as s
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 blp = Blueprint(
     "partners",
@@ -35,15 +32,7 @@ blp = Blueprint(
 )
 
 
-def errors(*statuses: int) -> Callable[[F], F]:
-    """Document the error responses an operation may give (every one needs a token: 401)."""
-
-    def decorate(view: F) -> F:
-        for status in (401, *statuses):
-            view = blp.alt_response(status, response=HTTPStatus(status).name)(view)
-        return view
-
-    return decorate
+errors = documented_errors(blp)
 
 
 # --- partners ------------------------------------------------------------------------------------

@@ -7,9 +7,7 @@ programs only) and check roles; `require_roles` refuses other tokens before anyt
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from http import HTTPStatus
-from typing import Any, TypeVar
+from typing import Any
 
 import marshmallow as ma
 from flask_smorest import Blueprint
@@ -20,6 +18,7 @@ from werkzeug.datastructures import CombinedMultiDict
 from mdfledger import programs
 from mdfledger.api import API_PREFIX
 from mdfledger.api.auth import api_actor, require_roles
+from mdfledger.api.errors import documented_errors
 from mdfledger.api.pagination import PageArgsSchema, page_schema, paginate
 from mdfledger.auth.scope import MANAGERS, STAFF
 from mdfledger.db import get_read_session, get_session
@@ -27,8 +26,6 @@ from mdfledger.errors import NotFound
 from mdfledger.ledger.commands import is_id
 from mdfledger.programs import Activity, Import, Program
 from mdfledger.programs import schemas as s
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 class MultipartParser(FlaskParser):
@@ -60,15 +57,7 @@ blp = MultipartBlueprint(
 )
 
 
-def errors(*statuses: int) -> Callable[[F], F]:
-    """Document the error responses an operation may give (every one needs a token: 401)."""
-
-    def decorate(view: F) -> F:
-        for status in (401, *statuses):
-            view = blp.alt_response(status, response=HTTPStatus(status).name)(view)
-        return view
-
-    return decorate
+errors = documented_errors(blp)
 
 
 def _program_for_write(program_id: int) -> tuple[Session, Program]:

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http import HTTPStatus
-from typing import Any, TypeVar
+from typing import Any
 
 from flask_smorest import Blueprint
 from sqlalchemy import func, select
@@ -22,6 +21,7 @@ from sqlalchemy.orm import Session
 from mdfledger import claims, programs
 from mdfledger.api import API_PREFIX
 from mdfledger.api.auth import api_actor, require_roles
+from mdfledger.api.errors import documented_errors
 from mdfledger.api.pagination import PageArgsSchema, page_schema, paginate
 from mdfledger.auth.models import Role
 from mdfledger.auth.scope import MANAGERS
@@ -30,8 +30,6 @@ from mdfledger.claims import schemas as s
 from mdfledger.db import get_read_session, get_session
 from mdfledger.errors import ValidationError
 from mdfledger.programs.schemas import IdempotencyHeaderSchema, to_minor
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 blp = Blueprint(
     "requests",
@@ -44,15 +42,7 @@ blp = Blueprint(
 PARTNER = Role.PARTNER
 
 
-def errors(*statuses: int) -> Callable[[F], F]:
-    """Document the error responses an operation may give (every one needs a token: 401)."""
-
-    def decorate(view: F) -> F:
-        for status in (401, *statuses):
-            view = blp.alt_response(status, response=HTTPStatus(status).name)(view)
-        return view
-
-    return decorate
+errors = documented_errors(blp)
 
 
 # --- shared with the claims API ------------------------------------------------------------------
