@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Response, redirect, url_for
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mdfledger import claims, programs
@@ -22,15 +21,14 @@ from mdfledger.api.auth import api_actor, require_roles
 from mdfledger.api.errors import documented_errors
 from mdfledger.api.pagination import PageArgsSchema, page_schema, paginate
 from mdfledger.api.programs import MultipartBlueprint
-from mdfledger.api.requests import amounts, body_field_names, held
+from mdfledger.api.requests import amounts, body_field_names
 from mdfledger.auth.models import Role
 from mdfledger.auth.scope import MANAGERS, partner_scope
-from mdfledger.claims import Claim, Document, Hold
+from mdfledger.claims import Claim, Document
 from mdfledger.claims import schemas as s
 from mdfledger.db import get_read_session, get_session
 from mdfledger.errors import NotFound, ValidationError
 from mdfledger.money import validate_currency
-from mdfledger.programs import Program
 from mdfledger.programs.schemas import IdempotencyHeaderSchema, to_minor
 from mdfledger.storage import FILE_TYPES, app_store, content_disposition, download_filename
 
@@ -59,7 +57,7 @@ def _content_url(document: Document) -> str:
 def _detail(session: Session, claim: Claim) -> dict[str, Any]:
     return s.claim_detail_out(
         claim,
-        held=held(session, Hold.claim_id, claim.id),
+        held=claims.held(session, claim),
         missing_proof=claims.missing_proof(session, claim),
         timeline=claims.timeline(session, claim),
         download_url=_content_url,
@@ -126,23 +124,13 @@ def list_claims(args: dict[str, Any]) -> dict[str, Any]:
             wanted["states"] = states
         bounds = {k: args[k] for k in ("min_amount", "max_amount") if args.get(k) is not None}
         if bounds:
-            currency = _queue_currency(session, args.get("program_id"), next(iter(bounds)))
+            currency = claims.queue_currency(
+                session, actor, args.get("program_id"), next(iter(bounds))
+            )
             wanted.update({k: to_minor(v, currency, k) for k, v in bounds.items()})
         statement = claims.review_queue(actor, claims.QueueFilter(**wanted))
     page = paginate(session, statement, args)
     return {**page, "items": [s.claim_out(c) for c in page["items"]]}
-
-
-def _queue_currency(session: Session, program_id: int | None, field: str) -> str:
-    """Amount filters are in a program's currency: program_id's, or the only one there is."""
-    if program_id is not None:
-        return programs.get_program(session, api_actor(), program_id).currency
-    currencies = session.scalars(select(Program.currency).distinct()).all()
-    if len(currencies) != 1:
-        raise ValidationError(
-            "amounts are in a program's currency: filter by program_id too", field=field
-        )
-    return currencies[0]
 
 
 @blp.route("/claims/<int:claim_id>", methods=["GET"])

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from flask_smorest import Blueprint
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mdfledger import claims, programs
@@ -25,7 +25,7 @@ from mdfledger.api.errors import documented_errors
 from mdfledger.api.pagination import PageArgsSchema, page_schema, paginate
 from mdfledger.auth.models import Role
 from mdfledger.auth.scope import MANAGERS
-from mdfledger.claims import Claim, FundRequest, Hold
+from mdfledger.claims import Claim, FundRequest
 from mdfledger.claims import schemas as s
 from mdfledger.db import get_read_session, get_session
 from mdfledger.errors import ValidationError
@@ -59,14 +59,6 @@ def body_field_names() -> Iterator[None]:
         raise
 
 
-def held(session: Session, column: Any, owner_id: int) -> int:
-    """What open holds keep for a request or claim now, in minor units."""
-    total = session.scalar(
-        select(func.coalesce(func.sum(Hold.amount), 0)).where(column == owner_id, Hold.open)
-    )
-    return int(total or 0)
-
-
 def amounts(args: dict[str, Any], currency: str, *names: str) -> dict[str, Any]:
     """`args` with the named decimal strings (where present) in minor units of `currency`."""
     return {
@@ -84,7 +76,7 @@ def _detail(session: Session, request: FundRequest) -> dict[str, Any]:
     )
     return s.request_detail_out(
         request,
-        held=held(session, Hold.request_id, request.id),
+        held=claims.held(session, request),
         claim_ids=claim_ids,
         timeline=claims.timeline(session, request),
     )

@@ -6,6 +6,7 @@ that expires at the claim deadline; a submitted claim takes that hold over (or h
 directly); approval posts it to claims payable, in part releasing the rest.
 """
 
+from mdfledger.claims.holds import held
 from mdfledger.claims.models import (
     ApprovalLimit,
     Claim,
@@ -17,7 +18,7 @@ from mdfledger.claims.models import (
     FundRequest,
     Hold,
 )
-from mdfledger.claims.queue import WAITING, QueueFilter, claims_query, review_queue
+from mdfledger.claims.queue import WAITING, QueueFilter, claims_query, queue_currency, review_queue
 from mdfledger.claims.requests import (
     approve_request,
     claimable_requests,
@@ -84,7 +85,9 @@ __all__ = [
     "get_claim",
     "get_document",
     "get_request",
+    "held",
     "missing_proof",
+    "queue_currency",
     "reject_claim",
     "reject_request",
     "remove_document",

@@ -49,6 +49,11 @@ class FlagKind(StrEnum):
 WAITING_SQL = "state IN ('submitted', 'verifying', 'in_review')"
 
 
+def claim_reference(claim_id: int) -> str:
+    """How people name a claim: CLM-000042."""
+    return f"CLM-{claim_id:06d}"
+
+
 class FundRequest(Base):
     """A partner's request for pre-approval of one catalog activity."""
 
@@ -202,7 +207,7 @@ class Claim(Base):
 
     @property
     def reference(self) -> str:
-        return f"CLM-{self.id:06d}"
+        return claim_reference(self.id)
 
 
 class Hold(Base):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
 
 from mdfledger.actor import Actor
 from mdfledger.auth.scope import STAFF, require_role, scoped
@@ -20,6 +21,8 @@ from mdfledger.claims.rules import ClaimState
 from mdfledger.clock import ensure_utc, utcnow
 from mdfledger.errors import ValidationError
 from mdfledger.fields import check_choice
+from mdfledger.programs.models import Program
+from mdfledger.programs.service import get_program
 
 # Waiting for finance: what "the queue" shows unless asked for other states.
 WAITING = (ClaimState.SUBMITTED, ClaimState.VERIFYING, ClaimState.IN_REVIEW)
@@ -72,6 +75,19 @@ def review_queue(
         cutoff = ensure_utc(now or utcnow()) - timedelta(days=wanted.older_than_days)
         statement = statement.where(Claim.submitted_at <= cutoff)
     return statement.order_by(*SORTS[wanted.sort])
+
+
+def queue_currency(session: Session, actor: Actor, program_id: int | None, field: str) -> str:
+    """The currency the queue's amount filters are in: the program's, or when no program is
+    chosen, the one currency every program shares (mixing currencies would compare nonsense)."""
+    if program_id is not None:
+        return get_program(session, actor, program_id).currency
+    currencies = session.scalars(select(Program.currency).distinct()).all()
+    if len(currencies) != 1:
+        raise ValidationError(
+            "amounts are in a program's currency: choose a program too", field=field
+        )
+    return currencies[0]
 
 
 def claims_query(

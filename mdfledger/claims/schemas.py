@@ -11,7 +11,7 @@ the documented shapes, money as decimal strings beside the currency.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import marshmallow as ma
@@ -26,35 +26,23 @@ from mdfledger.claims.models import (
     DocumentKind,
     FlagKind,
     FundRequest,
+    claim_reference,
 )
 from mdfledger.claims.queue import SORTS
 from mdfledger.claims.rules import ClaimState, ReasonCode, RequestState
 from mdfledger.claims.service import BULK_MAX, BulkResult
-from mdfledger.ledger.commands import MAX_ID
 from mdfledger.money import format_amount
-from mdfledger.programs.schemas import DecimalString, UploadedFile
+from mdfledger.programs.schemas import (
+    DecimalString,
+    UploadedFile,
+    choice_field,
+    id_field,
+    money_out,
+    query_id_field,
+)
 
 FILE_KINDS = [k.value for k in DocumentKind if k not in LINK_KINDS]
 LINK_KIND_VALUES = [k.value for k in DocumentKind if k in LINK_KINDS]
-
-
-def _id(**kwargs: Any) -> ma.fields.Integer:
-    return ma.fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_ID), **kwargs)
-
-
-def _query_id(**kwargs: Any) -> ma.fields.Integer:
-    # Query strings are text: "12" is the id 12 there.
-    return ma.fields.Integer(validate=validate.Range(min=1, max=MAX_ID), **kwargs)
-
-
-def _choice(values: Iterable[Any], **kwargs: Any) -> ma.fields.String:
-    return ma.fields.String(validate=validate.OneOf([str(v) for v in values]), **kwargs)
-
-
-def _money(description: str = "", **kwargs: Any) -> ma.fields.String:
-    """Money out: a decimal string in the currency named beside it."""
-    metadata = {"example": "1234.50", "description": description or "Decimal string"}
-    return ma.fields.String(required=True, metadata=metadata, **kwargs)
 
 
 def _version() -> ma.fields.Integer:
@@ -71,14 +59,14 @@ def _version() -> ma.fields.Integer:
 
 
 class RequestListArgsSchema(ma.Schema):
-    state = _choice(RequestState)
-    program_id = _query_id()
-    partner_id = _query_id(metadata={"description": "Partner tokens see their own only"})
+    state = choice_field(RequestState)
+    program_id = query_id_field()
+    partner_id = query_id_field(metadata={"description": "Partner tokens see their own only"})
 
 
 class RequestCreateSchema(ma.Schema):
-    program_id = _id(required=True)
-    activity_id = _id(required=True, metadata={"description": "From the program's catalog"})
+    program_id = id_field(required=True)
+    activity_id = id_field(required=True, metadata={"description": "From the program's catalog"})
     title = ma.fields.String(required=True, metadata={"example": "Q3 webinar series"})
     description = ma.fields.String()
     expected_outcome = ma.fields.String(metadata={"example": "150 qualified leads"})
@@ -92,7 +80,7 @@ class RequestCreateSchema(ma.Schema):
 
 
 class RequestUpdateSchema(ma.Schema):
-    activity_id = _id()
+    activity_id = id_field()
     title = ma.fields.String()
     description = ma.fields.String()
     expected_outcome = ma.fields.String()
@@ -106,13 +94,13 @@ class ApprovalSchema(ma.Schema):
     amount = DecimalString(
         metadata={"description": "Less than asked needs reason_code and message; default: all"}
     )
-    reason_code = _choice(ReasonCode)
+    reason_code = choice_field(ReasonCode)
     message = ma.fields.String(metadata={"description": "Why; the partner reads it"})
     version = _version()
 
 
 class ReasonedDecisionSchema(ma.Schema):
-    reason_code = _choice(ReasonCode, required=True)
+    reason_code = choice_field(ReasonCode, required=True)
     message = ma.fields.String(required=True, metadata={"description": "Why; the partner reads it"})
     version = _version()
 
@@ -124,14 +112,14 @@ class PartnerStepSchema(ma.Schema):
 
 class ClaimListArgsSchema(ma.Schema):
     state = ma.fields.List(
-        _choice(ClaimState),
+        choice_field(ClaimState),
         metadata={
             "description": "Repeatable. Staff: default submitted, verifying and in_review (the"
             " queue); partners: default every state"
         },
     )
-    program_id = _query_id()
-    partner_id = _query_id(metadata={"description": "Staff only"})
+    program_id = query_id_field()
+    partner_id = query_id_field(metadata={"description": "Staff only"})
     flagged = ma.fields.Boolean(metadata={"description": "Staff only: possible duplicates"})
     min_amount = DecimalString(
         metadata={
@@ -144,15 +132,15 @@ class ClaimListArgsSchema(ma.Schema):
         validate=validate.Range(min=0, max=36_500),
         metadata={"description": "Staff only: submitted at least this many days ago"},
     )
-    sort = _choice(
+    sort = choice_field(
         SORTS, metadata={"description": "Staff only; default oldest (longest waiting first)"}
     )
 
 
 class ClaimCreateSchema(ma.Schema):
-    request_id = _id(metadata={"description": "An approved request of yours; or program_id"})
-    program_id = _id(metadata={"description": "A direct claim, where the program allows it"})
-    activity_id = _id(metadata={"description": "With program_id"})
+    request_id = id_field(metadata={"description": "An approved request of yours; or program_id"})
+    program_id = id_field(metadata={"description": "A direct claim, where the program allows it"})
+    activity_id = id_field(metadata={"description": "With program_id"})
     title = ma.fields.String(required=True)
     description = ma.fields.String()
     starts_on = ma.fields.Date(metadata={"description": "Default: the request's"})
@@ -187,7 +175,7 @@ class DocumentUploadSchema(ma.Schema):
         required=True,
         metadata={"description": "PDF, PNG, JPEG, CSV or XLSX, judged by its content"},
     )
-    kind = _choice(FILE_KINDS, required=True)
+    kind = choice_field(FILE_KINDS, required=True)
 
 
 class LinkCreateSchema(ma.Schema):
@@ -196,11 +184,13 @@ class LinkCreateSchema(ma.Schema):
         validate=validate.Length(min=1, max=2000),
         metadata={"example": "https://acme.example/webinar"},
     )
-    kind = _choice(LINK_KIND_VALUES, required=True)
+    kind = choice_field(LINK_KIND_VALUES, required=True)
 
 
 class BulkApproveSchema(ma.Schema):
-    claim_ids = ma.fields.List(_id(), required=True, validate=validate.Length(min=1, max=BULK_MAX))
+    claim_ids = ma.fields.List(
+        id_field(), required=True, validate=validate.Length(min=1, max=BULK_MAX)
+    )
 
 
 # --- responses -----------------------------------------------------------------------------------
@@ -213,8 +203,8 @@ class TimelineEventSchema(ma.Schema):
     actor_name = ma.fields.String(required=True, metadata={"description": "As shown then"})
     role = ma.fields.String(required=True, allow_none=True)
     at = ma.fields.DateTime(required=True)
-    amount = _money("The amount of this step, if any", allow_none=True)
-    reason_code = _choice(ReasonCode, required=True, allow_none=True)
+    amount = money_out("The amount of this step, if any", allow_none=True)
+    reason_code = choice_field(ReasonCode, required=True, allow_none=True)
     message = ma.fields.String(required=True, allow_none=True)
 
 
@@ -230,12 +220,12 @@ class FundRequestSchema(ma.Schema):
     expected_outcome = ma.fields.String(required=True)
     starts_on = ma.fields.Date(required=True)
     ends_on = ma.fields.Date(required=True)
-    estimated_cost = _money()
-    requested_amount = _money()
-    approved_amount = _money("Set once approved", allow_none=True)
+    estimated_cost = money_out()
+    requested_amount = money_out()
+    approved_amount = money_out("Set once approved", allow_none=True)
     claim_deadline = ma.fields.Date(required=True, metadata={"description": "Last day to claim"})
-    state = _choice(RequestState, required=True)
-    reason_code = _choice(ReasonCode, required=True, allow_none=True)
+    state = choice_field(RequestState, required=True)
+    reason_code = choice_field(ReasonCode, required=True, allow_none=True)
     reason = ma.fields.String(
         required=True, allow_none=True, metadata={"description": "Of the last step"}
     )
@@ -245,7 +235,7 @@ class FundRequestSchema(ma.Schema):
 
 
 class FundRequestDetailSchema(FundRequestSchema):
-    held = _money("Held in the partner's funds for it now")
+    held = money_out("Held in the partner's funds for it now")
     claim_ids = ma.fields.List(
         ma.fields.Integer(), required=True, metadata={"description": "Claims against it"}
     )
@@ -255,7 +245,7 @@ class FundRequestDetailSchema(FundRequestSchema):
 class DocumentSchema(ma.Schema):
     id = ma.fields.Integer(required=True)
     claim_id = ma.fields.Integer(required=True)
-    kind = _choice(DocumentKind, required=True)
+    kind = choice_field(DocumentKind, required=True)
     filename = ma.fields.String(required=True, metadata={"description": "Files only; links: ''"})
     media_type = ma.fields.String(required=True, allow_none=True)
     size = ma.fields.Integer(required=True, allow_none=True)
@@ -272,7 +262,7 @@ class DocumentSchema(ma.Schema):
 
 
 class FlagSchema(ma.Schema):
-    kind = _choice(FlagKind, required=True)
+    kind = choice_field(FlagKind, required=True)
     other_claim_id = ma.fields.Integer(required=True)
     other_reference = ma.fields.String(required=True, metadata={"example": "CLM-000017"})
     detail = ma.fields.String(required=True)
@@ -291,18 +281,20 @@ class ClaimSchema(ma.Schema):
     description = ma.fields.String(required=True)
     starts_on = ma.fields.Date(required=True)
     ends_on = ma.fields.Date(required=True)
-    actual_cost = _money()
-    claimed_amount = _money()
-    approved_amount = _money("Set once approved", allow_none=True)
+    actual_cost = money_out()
+    claimed_amount = money_out()
+    approved_amount = money_out("Set once approved", allow_none=True)
     claim_deadline = ma.fields.Date(required=True)
     invoice_issuer = ma.fields.String(required=True)
     invoice_number = ma.fields.String(required=True)
-    invoice_total = _money(allow_none=True)
-    state = _choice(ClaimState, required=True)
+    invoice_total = money_out(allow_none=True)
+    state = choice_field(ClaimState, required=True)
     flagged = ma.fields.Boolean(required=True, metadata={"description": "Possible duplicate"})
-    reason_code = _choice(ReasonCode, required=True, allow_none=True)
+    reason_code = choice_field(ReasonCode, required=True, allow_none=True)
     reason = ma.fields.String(required=True, allow_none=True)
-    first_approval_amount = _money("Approved once, waiting for a second approver", allow_none=True)
+    first_approval_amount = money_out(
+        "Approved once, waiting for a second approver", allow_none=True
+    )
     created_at = ma.fields.DateTime(required=True)
     submitted_at = ma.fields.DateTime(required=True, allow_none=True)
     decided_at = ma.fields.DateTime(required=True, allow_none=True)
@@ -310,7 +302,7 @@ class ClaimSchema(ma.Schema):
 
 
 class ClaimDetailSchema(ClaimSchema):
-    held = _money("Held in the partner's funds for it now")
+    held = money_out("Held in the partner's funds for it now")
     documents = ma.fields.List(ma.fields.Nested(DocumentSchema), required=True)
     missing_proof = ma.fields.List(
         ma.fields.String(),
@@ -419,7 +411,7 @@ def flag_out(flag: ClaimFlag) -> dict[str, Any]:
     return {
         "kind": flag.kind,
         "other_claim_id": flag.other_claim_id,
-        "other_reference": f"CLM-{flag.other_claim_id:06d}",
+        "other_reference": claim_reference(flag.other_claim_id),
         "detail": flag.detail,
         "created_at": flag.created_at,
     }

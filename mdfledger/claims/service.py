@@ -28,6 +28,7 @@ from mdfledger.claims.models import (
     DocumentKind,
     FlagKind,
     FundRequest,
+    claim_reference,
 )
 from mdfledger.claims.rules import (
     CLAIM_TRANSITIONS,
@@ -537,7 +538,7 @@ def _flag_duplicates(session: Session, claim: Claim, now: datetime) -> None:
         ClaimFlag(
             claim_id=claim.id, kind=kind.value, other_claim_id=other_id, created_at=now,
             detail=f"{what} is also {'claimed ' if kind == FlagKind.SAME_INVOICE else ''}in"
-            f" CLM-{other_id:06d}"
+            f" {claim_reference(other_id)}"
             + ("" if other_partner == claim.partner_id else " of another partner"),
         )
         for kind, what, other_id, other_partner in found

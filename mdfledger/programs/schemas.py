@@ -141,24 +141,24 @@ class StrictBoolean(ma.fields.Boolean):
         return value
 
 
-def _id(**kwargs: Any) -> ma.fields.Integer:
+def id_field(**kwargs: Any) -> ma.fields.Integer:
     return ma.fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_ID), **kwargs)
 
 
-def _query_id(**kwargs: Any) -> ma.fields.Integer:
+def query_id_field(**kwargs: Any) -> ma.fields.Integer:
     # Query strings are text: "12" is the id 12 there.
     return ma.fields.Integer(validate=validate.Range(min=1, max=MAX_ID), **kwargs)
 
 
-def _choice(enum: Any, **kwargs: Any) -> ma.fields.String:
-    return ma.fields.String(validate=validate.OneOf([str(e) for e in enum]), **kwargs)
+def choice_field(values: Any, **kwargs: Any) -> ma.fields.String:
+    return ma.fields.String(validate=validate.OneOf([str(v) for v in values]), **kwargs)
 
 
-def _text(limit: int, **kwargs: Any) -> ma.fields.String:
+def text_field(limit: int, **kwargs: Any) -> ma.fields.String:
     return ma.fields.String(validate=validate.Length(max=limit), **kwargs)
 
 
-def _money(description: str = "", **kwargs: Any) -> ma.fields.String:
+def money_out(description: str = "", **kwargs: Any) -> ma.fields.String:
     """Money out: a decimal string in the currency named beside it."""
     metadata = {"example": "1234.50", "description": description or "Decimal string"}
     return ma.fields.String(required=True, metadata=metadata, **kwargs)
@@ -193,13 +193,13 @@ class IdempotencyHeaderSchema(ma.Schema):
 
 
 class ProgramListArgsSchema(ma.Schema):
-    status = _choice(ProgramStatus, metadata={"description": "Partners see active ones only"})
+    status = choice_field(ProgramStatus, metadata={"description": "Partners see active ones only"})
 
 
 class ProgramCreateSchema(ma.Schema):
     code = ma.fields.String(required=True, metadata={"example": "MDF27"})
     name = ma.fields.String(required=True, metadata={"example": "MDF 2027"})
-    kind = _choice(ProgramKind, required=True)
+    kind = choice_field(ProgramKind, required=True)
     currency = ma.fields.String(required=True, metadata={"example": "USD"})
     timezone = ma.fields.String(metadata={"example": "America/New_York", "default": "UTC"})
     fiscal_start_month = ma.fields.Integer(strict=True, metadata={"example": 1})
@@ -212,15 +212,13 @@ class ProgramCreateSchema(ma.Schema):
         attribute="share_bp",
         metadata={"description": "The program's share of an eligible cost, percent"},
     )
-    expiry_policy = _choice(ExpiryPolicy)
+    expiry_policy = choice_field(ExpiryPolicy)
     rollover_days = ma.fields.Integer(
         strict=True, metadata={"description": "Days unspent funds stay usable after period end"}
     )
     description = ma.fields.String()
-    direct_claims = ma.fields.Boolean(
-        truthy={True},
-        falsy={False},
-        metadata={"description": "Claims without pre-approval, against funds"},
+    direct_claims = StrictBoolean(
+        metadata={"description": "Claims without pre-approval, against funds"}
     )
     second_approval_above = DecimalString(
         allow_none=True,
@@ -233,8 +231,8 @@ class ProgramUpdateSchema(ma.Schema):
     description = ma.fields.String()
     claim_deadline_days = ma.fields.Integer(strict=True)
     share_percent = Percent(low="0.01", attribute="share_bp")
-    status = _choice(ProgramStatus)
-    direct_claims = ma.fields.Boolean(truthy={True}, falsy={False})
+    status = choice_field(ProgramStatus)
+    direct_claims = StrictBoolean()
     second_approval_above = DecimalString(allow_none=True)
 
 
@@ -243,7 +241,7 @@ class ActivityCreateSchema(ma.Schema):
     name = ma.fields.String(required=True, metadata={"example": "Webinar"})
     description = ma.fields.String()
     proof = ma.fields.List(
-        _choice(ProofType), required=True, validate=validate.Length(min=1, max=len(ProofType))
+        choice_field(ProofType), required=True, validate=validate.Length(min=1, max=len(ProofType))
     )
     cap = DecimalString(allow_none=True, metadata={"description": "Most a claim may ask; none"})
 
@@ -251,7 +249,9 @@ class ActivityCreateSchema(ma.Schema):
 class ActivityUpdateSchema(ma.Schema):
     name = ma.fields.String()
     description = ma.fields.String()
-    proof = ma.fields.List(_choice(ProofType), validate=validate.Length(min=1, max=len(ProofType)))
+    proof = ma.fields.List(
+        choice_field(ProofType), validate=validate.Length(min=1, max=len(ProofType))
+    )
     cap = DecimalString(allow_none=True, metadata={"description": "null removes the cap"})
     active = StrictBoolean()
 
@@ -293,13 +293,13 @@ class PurchaseImportSchema(ma.Schema):
 
 
 class ImportListArgsSchema(ma.Schema):
-    program_id = _query_id()
-    kind = _choice(ImportKind)
+    program_id = query_id_field()
+    kind = choice_field(ImportKind)
 
 
 class PartnerListArgsSchema(ma.Schema):
     search = ma.fields.String(metadata={"description": "Part of the name or code"})
-    status = _choice(PartnerStatus)
+    status = choice_field(PartnerStatus)
     tier = ma.fields.String()
     region = ma.fields.String()
 
@@ -307,18 +307,18 @@ class PartnerListArgsSchema(ma.Schema):
 class PartnerCreateSchema(ma.Schema):
     code = ma.fields.String(required=True, metadata={"example": "ACME"})
     name = ma.fields.String(required=True, metadata={"example": "Acme Networks"})
-    type = _choice(PartnerType, required=True)
+    type = choice_field(PartnerType, required=True)
     tier = ma.fields.String(required=True, metadata={"example": "gold"})
     region = ma.fields.String(required=True, metadata={"example": "NA"})
-    status = _choice(PartnerStatus)
+    status = choice_field(PartnerStatus)
 
 
 class PartnerUpdateSchema(ma.Schema):
     name = ma.fields.String()
-    type = _choice(PartnerType)
+    type = choice_field(PartnerType)
     tier = ma.fields.String()
     region = ma.fields.String()
-    status = _choice(PartnerStatus)
+    status = choice_field(PartnerStatus)
 
 
 class ContactSchema(ma.Schema):
@@ -334,15 +334,15 @@ class ContactSchema(ma.Schema):
 
 
 class AllocationListArgsSchema(ma.Schema):
-    program_id = _query_id()
-    partner_id = _query_id()
-    import_id = _query_id()
-    kind = _choice(AllocationKind)
+    program_id = query_id_field()
+    partner_id = query_id_field()
+    import_id = query_id_field()
+    kind = choice_field(AllocationKind)
 
 
 class AllocationCreateSchema(ma.Schema):
-    program_id = _id(required=True)
-    partner_id = _id(required=True)
+    program_id = id_field(required=True)
+    partner_id = id_field(required=True)
     amount = DecimalString(required=True)
     reason = ma.fields.String(required=True)
     period = ma.fields.Date(
@@ -378,18 +378,18 @@ class ProgramSchema(ma.Schema):
     code = ma.fields.String(required=True)
     name = ma.fields.String(required=True)
     description = ma.fields.String(required=True)
-    kind = _choice(ProgramKind, required=True)
+    kind = choice_field(ProgramKind, required=True)
     currency = ma.fields.String(required=True)
     timezone = ma.fields.String(required=True)
     fiscal_start_month = ma.fields.Integer(required=True)
     period_months = ma.fields.Integer(required=True)
     claim_deadline_days = ma.fields.Integer(required=True)
     share_percent = Percent(required=True, attribute="share_bp")
-    expiry_policy = _choice(ExpiryPolicy, required=True)
+    expiry_policy = choice_field(ExpiryPolicy, required=True)
     rollover_days = ma.fields.Integer(required=True)
-    status = _choice(ProgramStatus, required=True)
+    status = choice_field(ProgramStatus, required=True)
     direct_claims = ma.fields.Boolean(required=True)
-    second_approval_above = _money("Claims above this need two approvers", allow_none=True)
+    second_approval_above = money_out("Claims above this need two approvers", allow_none=True)
     created_at = ma.fields.DateTime(required=True)
 
 
@@ -399,8 +399,8 @@ class ActivitySchema(ma.Schema):
     code = ma.fields.String(required=True)
     name = ma.fields.String(required=True)
     description = ma.fields.String(required=True)
-    proof = ma.fields.List(_choice(ProofType), required=True)
-    cap = _money("Most a claim may ask, or null", allow_none=True)
+    proof = ma.fields.List(choice_field(ProofType), required=True)
+    cap = money_out("Most a claim may ask, or null", allow_none=True)
     currency = ma.fields.String(required=True)
     active = ma.fields.Boolean(required=True)
 
@@ -415,7 +415,7 @@ class ProgramDetailSchema(ProgramSchema):
 
 class BudgetTransferSchema(ma.Schema):
     id = ma.fields.Integer(required=True, metadata={"description": "The ledger transfer"})
-    amount = _money("The change to the budget, signed")
+    amount = money_out("The change to the budget, signed")
     currency = ma.fields.String(required=True)
     reason = ma.fields.String(required=True)
     effective_date = ma.fields.Date(required=True)
@@ -423,7 +423,7 @@ class BudgetTransferSchema(ma.Schema):
 
 
 class ExpiringSchema(ma.Schema):
-    amount = _money()
+    amount = money_out()
     on = ma.fields.Date(required=True, metadata={"description": "The last day it can be used"})
     period = ma.fields.String(required=True)
 
@@ -432,15 +432,15 @@ class FiguresSchema(ma.Schema):
     """Where money stands, as decimal strings in `currency`: allocated + accrued = received =
     reserved + approved + expired + available + awaiting_expiry."""
 
-    allocated = _money()
-    accrued = _money()
-    received = _money("allocated + accrued")
-    reserved = _money("Held for pre-approved requests")
-    approved = _money("Claims approved")
-    paid = _money()
-    expired = _money()
-    available = _money("Usable now")
-    awaiting_expiry = _money("Past its last day; the next expiry run forfeits it")
+    allocated = money_out()
+    accrued = money_out()
+    received = money_out("allocated + accrued")
+    reserved = money_out("Held for pre-approved requests")
+    approved = money_out("Claims approved")
+    paid = money_out()
+    expired = money_out()
+    available = money_out("Usable now")
+    awaiting_expiry = money_out("Past its last day; the next expiry run forfeits it")
     utilisation_percent = ma.fields.String(
         required=True, allow_none=True, metadata={"description": "Approved / received, percent"}
     )
@@ -453,10 +453,10 @@ class FundLineSchema(ma.Schema):
     period_start = ma.fields.Date(required=True)
     period_end = ma.fields.Date(required=True)
     available_until = ma.fields.Date(required=True)
-    received = _money()
-    reserved = _money()
-    available = _money()
-    expired = _money()
+    received = money_out()
+    reserved = money_out()
+    available = money_out()
+    expired = money_out()
     live = ma.fields.Boolean(required=True, metadata={"description": "Still usable today"})
 
 
@@ -485,8 +485,8 @@ class UtilisationSchema(ma.Schema):
     program_code = ma.fields.String(required=True)
     program_name = ma.fields.String(required=True)
     currency = ma.fields.String(required=True)
-    budget_funded = _money("The vendor's funding, net")
-    budget_unallocated = _money("Still in the budget")
+    budget_funded = money_out("The vendor's funding, net")
+    budget_unallocated = money_out("Still in the budget")
     totals = ma.fields.Nested(FiguresSchema, required=True)
     partners = ma.fields.List(ma.fields.Nested(UtilisationPartnerSchema), required=True)
 
@@ -495,10 +495,10 @@ class PartnerSchema(ma.Schema):
     id = ma.fields.Integer(required=True)
     code = ma.fields.String(required=True)
     name = ma.fields.String(required=True)
-    type = _choice(PartnerType, required=True)
+    type = choice_field(PartnerType, required=True)
     tier = ma.fields.String(required=True)
     region = ma.fields.String(required=True)
-    status = _choice(PartnerStatus, required=True)
+    status = choice_field(PartnerStatus, required=True)
     created_at = ma.fields.DateTime(required=True)
 
 
@@ -508,12 +508,12 @@ class PartnerDetailSchema(PartnerSchema):
 
 class AllocationSchema(ma.Schema):
     id = ma.fields.Integer(required=True)
-    kind = _choice(AllocationKind, required=True)
+    kind = choice_field(AllocationKind, required=True)
     program_id = ma.fields.Integer(required=True)
     partner_id = ma.fields.Integer(required=True)
     fund_id = ma.fields.Integer(required=True)
     period = ma.fields.String(required=True, metadata={"description": "The fund's period"})
-    amount = _money("Signed: negative took funds back")
+    amount = money_out("Signed: negative took funds back")
     currency = ma.fields.String(required=True)
     reason = ma.fields.String(required=True)
     transfer_id = ma.fields.Integer(required=True)
@@ -525,15 +525,15 @@ class AllocationSchema(ma.Schema):
 class RowResultSchema(ma.Schema):
     line = ma.fields.Integer(required=True)
     partner = ma.fields.String(required=True)
-    amount = _money("The row's amount")
-    moved = _money("What moved into (+) or out of (-) the partner's fund")
+    amount = money_out("The row's amount")
+    moved = money_out("What moved into (+) or out of (-) the partner's fund")
     status = ma.fields.String(required=True, validate=validate.OneOf(["applied", "skipped"]))
     note = ma.fields.String(required=True)
 
 
 class ImportReportSchema(ma.Schema):
     import_id = ma.fields.Integer(required=True)
-    kind = _choice(ImportKind, required=True)
+    kind = choice_field(ImportKind, required=True)
     program_code = ma.fields.String(required=True)
     currency = ma.fields.String(required=True)
     period = ma.fields.String(required=True)
@@ -541,13 +541,13 @@ class ImportReportSchema(ma.Schema):
     rows = ma.fields.Integer(required=True)
     applied = ma.fields.Integer(required=True)
     skipped = ma.fields.Integer(required=True, metadata={"description": "Imported before"})
-    moved = _money("Net amount moved into partner funds")
+    moved = money_out("Net amount moved into partner funds")
     results = ma.fields.List(ma.fields.Nested(RowResultSchema), required=True)
 
 
 class ImportSchema(ma.Schema):
     id = ma.fields.Integer(required=True)
-    kind = _choice(ImportKind, required=True)
+    kind = choice_field(ImportKind, required=True)
     program_id = ma.fields.Integer(required=True)
     program_code = ma.fields.String(required=True)
     currency = ma.fields.String(required=True)
@@ -558,7 +558,7 @@ class ImportSchema(ma.Schema):
     rows = ma.fields.Integer(required=True)
     applied = ma.fields.Integer(required=True)
     skipped = ma.fields.Integer(required=True)
-    amount = _money("Net amount moved into partner funds")
+    amount = money_out("Net amount moved into partner funds")
     actor = ma.fields.String(required=True, metadata={"description": "Who imported it"})
     created_at = ma.fields.DateTime(required=True)
 
