@@ -50,13 +50,14 @@ from mdfledger.web import bp, money
 from mdfledger.web.partners import MANAGERS, actor_names, new_key, paginate
 from mdfledger.web.requests import (
     ALL_ROLES,
-    CLOSED_CLAIM_STATES,
+    AMOUNT_INPUT,
     DECIDERS,
     EVENT_LABELS,
-    STAFF_ACTIONS,
+    active_programs,
     activity_choices,
     activity_label,
     amount_text,
+    claims_against,
     conflict_message,
     decision_form,
     domain_call,
@@ -68,7 +69,8 @@ from mdfledger.web.requests import (
     optional_int,
     parse_amounts,
     parse_money,
-    ready_to_claim,
+    parties,
+    program_choices,
     reason_label,
     run_decision,
     sentence,
@@ -77,7 +79,6 @@ from mdfledger.web.requests import (
 )
 
 PER_PAGE = 50
-CLAIM_ACTIONS = ("submit", "approve", "return", "reject", "withdraw")
 EDITABLE_STATES = (ClaimState.DRAFT, ClaimState.RETURNED)
 WITHDRAWABLE = (ClaimState.DRAFT, ClaimState.SUBMITTED, ClaimState.IN_REVIEW, ClaimState.RETURNED)
 FILE_KINDS = [
@@ -111,8 +112,6 @@ CSP_OTHER = (
 
 # --- forms ---------------------------------------------------------------------------------------
 
-_AMOUNT = {"inputmode": "decimal", "autocomplete": "off"}
-
 
 class ClaimForm(FlaskForm):
     program_id = SelectField(
@@ -125,11 +124,11 @@ class ClaimForm(FlaskForm):
     description = TextAreaField("Description")
     starts_on = DateField("Started on", validators=[InputRequired("enter the day it started")])
     ends_on = DateField("Ended on", validators=[InputRequired("enter the day it ended")])
-    actual_cost = StringField("Actual cost", render_kw=_AMOUNT)
-    claimed_amount = StringField("Amount claimed", render_kw=_AMOUNT)
+    actual_cost = StringField("Actual cost", render_kw=AMOUNT_INPUT)
+    claimed_amount = StringField("Amount claimed", render_kw=AMOUNT_INPUT)
     invoice_issuer = StringField("Invoice issued by", render_kw={"maxlength": 200})
     invoice_number = StringField("Invoice number", render_kw={"maxlength": 100})
-    invoice_total = StringField("Invoice total", render_kw=_AMOUNT)
+    invoice_total = StringField("Invoice total", render_kw=AMOUNT_INPUT)
     key = HiddenField()  # one per form shown: sending it twice makes one claim
 
 
@@ -235,10 +234,9 @@ def claims_page() -> Any:
     query = {k: v for k, v in request.args.items() if k != "page"}
     context: dict[str, Any] = {}
     if not staff:
-        active = list(session.scalars(programs.programs_query(actor, status="active")))
         context.update(
-            claimable=ready_to_claim(session, actor),
-            direct=[p for p in active if p.direct_claims],
+            claimable=claims.claimable_requests(session, actor),
+            direct=[p for p in active_programs(session) if p.direct_claims],
         )
     html = render_template(
         "claims/list.html",
@@ -332,19 +330,14 @@ def new_claim() -> Any:
                 " approved request can be claimed"
             )
         else:
-            linked = read.scalars(claims.claims_query(actor, request_id=fund_request.id)).all()
-            open_claim = next((c for c in linked if c.state not in CLOSED_CLAIM_STATES), None)
+            _, open_claim = claims_against(read, fund_request)
             if open_claim is not None:
                 problem = f"{open_claim.reference} is already open against {fund_request.reference}"
     else:
         program = activity = None
-        active = list(read.scalars(programs.programs_query(actor, status="active")))
-        direct = [p for p in active if p.direct_claims]
+        direct = [p for p in active_programs(read) if p.direct_claims]
         form = ClaimForm()
-        form.program_id.choices = [
-            SelectChoice("", "Choose a program"),
-            *(SelectChoice(str(p.id), f"{p.name} ({p.code}, {p.currency})") for p in direct),
-        ]
+        form.program_id.choices = program_choices(direct)
         form.activity_id.choices = activity_choices(direct)
     if request.method == "GET":
         form.key.data = new_key()
@@ -382,7 +375,7 @@ def new_claim() -> Any:
         problem=problem,
         open_claim=open_claim,
         direct=direct,
-        claimable=ready_to_claim(read, actor) if fund_request is None else [],
+        claimable=claims.claimable_requests(read, actor) if fund_request is None else [],
         activity_label=activity_label,
     )
     if problem:
@@ -418,10 +411,7 @@ def _claim_page(
     session = get_read_session()
     actor = request_actor()
     claim = claims.get_claim(session, actor, claim_id)
-    program = session.get(Program, claim.program_id)
-    activity = session.get(Activity, claim.activity_id)
-    partner = session.get(Partner, claim.partner_id)
-    assert program is not None and activity is not None and partner is not None
+    program, activity, partner = parties(session, claim)
     fund_request = (
         claims.get_request(session, actor, claim.request_id) if claim.request_id else None
     )
@@ -496,15 +486,7 @@ def claim(claim_id: int) -> Any:
 @bp.post("/claims/<int:claim_id>/<action>")
 @require_roles(*DECIDERS)
 def claim_action(claim_id: int, action: str) -> Any:
-    if action not in CLAIM_ACTIONS:
-        abort(404)
-    if (action in STAFF_ACTIONS) != is_manager():
-        abort(403)  # finance decides; the partner submits and withdraws
-
-    def currency_of(session: Session) -> str:
-        return claims.get_claim(session, request_actor(), claim_id).currency
-
-    done, response = run_decision("claim", claim_id, action, currency_of, _claim_page)
+    done, response = run_decision("claim", claim_id, action, _claim_page)
     if response is not None:
         return response
     cur = done.currency
@@ -572,8 +554,7 @@ def _json_error(error: DomainError) -> tuple[Response, int]:
 @require_roles(Role.PARTNER)
 def upload_document(claim_id: int) -> Any:
     as_json = wants_json()
-    files = [f for f in request.files.getlist("file") if f is not None]
-    files = [f for f in files if f.filename or f.content_length]
+    files = [f for f in request.files.getlist("file") if f.filename or f.content_length]
     kind = request.form.get("kind", "")
     back = url_for("web.claim", claim_id=claim_id) + "#documents"
     if not files or (as_json and len(files) > 1):
@@ -595,11 +576,11 @@ def upload_document(claim_id: int) -> Any:
             document = claims.add_document(
                 session, actor, store, claim_id, data=upload.read(), filename=name, kind=kind
             )
-        except NotFound as error:
+        except NotFound:
             session.rollback()
             if as_json:
                 return _json_error(NotFound("not found"))
-            raise error
+            raise
         except DomainError as error:
             session.rollback()
             if as_json:

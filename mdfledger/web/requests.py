@@ -30,13 +30,13 @@ from wtforms.validators import DataRequired, InputRequired
 from mdfledger import claims, programs
 from mdfledger.auth import Role
 from mdfledger.auth.access import request_actor, require_roles
-from mdfledger.claims import ClaimEvent, FundRequest, Hold, ReasonCode, RequestState
+from mdfledger.claims import Claim, ClaimEvent, FundRequest, Hold, ReasonCode, RequestState
 from mdfledger.db import get_read_session, get_session
 from mdfledger.errors import Conflict, DomainError, Forbidden, NotFound, ValidationError
 from mdfledger.money import format_amount, parse_amount
 from mdfledger.programs import Activity, Partner, Program
 from mdfledger.web import bp, money, show_error
-from mdfledger.web.partners import MANAGERS, STAFF, actor_names, new_key, paginate
+from mdfledger.web.partners import MANAGERS, STAFF, actor_names, is_manager, new_key, paginate
 
 PER_PAGE = 50
 ALL_ROLES = (*STAFF, Role.PARTNER)
@@ -95,10 +95,6 @@ def reason_label(code: str | None) -> str:
 def reason_choices() -> list[SelectChoice]:
     options = [SelectChoice(code.value, label) for code, label in REASON_LABELS.items()]
     return [SelectChoice("", "Choose a reason"), *options]
-
-
-def is_manager() -> bool:
-    return current_user.role in MANAGERS
 
 
 def is_partner() -> bool:
@@ -224,9 +220,32 @@ def activity_choices(active: Sequence[Program], *, grouped: bool = True) -> list
     return out
 
 
-def ready_to_claim(session: Session, actor: Any) -> list[FundRequest]:
-    """Approved requests with no claim in progress (drafts count as in progress)."""
-    return claims.claimable_requests(session, actor)
+def active_programs(session: Session) -> list[Program]:
+    """The active programs the signed-in user may see."""
+    return list(session.scalars(programs.programs_query(request_actor(), status="active")))
+
+
+def program_choices(shown: Iterable[Program]) -> list[SelectChoice]:
+    return [
+        SelectChoice("", "Choose a program"),
+        *(SelectChoice(str(p.id), f"{p.name} ({p.code}, {p.currency})") for p in shown),
+    ]
+
+
+def parties(session: Session, subject: FundRequest | Claim) -> tuple[Program, Activity, Partner]:
+    """The program, activity and partner of a request or a claim."""
+    program = session.get(Program, subject.program_id)
+    activity = session.get(Activity, subject.activity_id)
+    partner = session.get(Partner, subject.partner_id)
+    assert program is not None and activity is not None and partner is not None
+    return program, activity, partner
+
+
+def claims_against(session: Session, fund_request: FundRequest) -> tuple[list[Claim], Claim | None]:
+    """The claims against a request, and the one in progress (a draft counts) if any."""
+    query = claims.claims_query(request_actor(), request_id=fund_request.id)
+    linked = list(session.scalars(query))
+    return linked, next((c for c in linked if c.state not in CLOSED_CLAIM_STATES), None)
 
 
 def names_by_id(session: Session, model: Any, ids: Iterable[int]) -> dict[int, Any]:
@@ -256,7 +275,7 @@ def domain_call(form: FlaskForm, action: Any, aliases: dict[str, str] | None = N
 
 # --- forms ---------------------------------------------------------------------------------------
 
-_AMOUNT = {"inputmode": "decimal", "autocomplete": "off"}
+AMOUNT_INPUT = {"inputmode": "decimal", "autocomplete": "off"}
 
 
 class RequestForm(FlaskForm):
@@ -272,8 +291,8 @@ class RequestForm(FlaskForm):
     expected_outcome = TextAreaField("Expected outcome")
     starts_on = DateField("Starts on", validators=[InputRequired("enter the day it starts")])
     ends_on = DateField("Ends on", validators=[InputRequired("enter the day it ends")])
-    estimated_cost = StringField("Estimated cost", render_kw=_AMOUNT)
-    requested_amount = StringField("Amount requested", render_kw=_AMOUNT)
+    estimated_cost = StringField("Estimated cost", render_kw=AMOUNT_INPUT)
+    requested_amount = StringField("Amount requested", render_kw=AMOUNT_INPUT)
     key = HiddenField()  # one per form shown: sending it twice makes one request
 
 
@@ -285,7 +304,7 @@ class EditRequestForm(RequestForm):
 class DecisionForm(FlaskForm):
     """Every decision on a request or claim: the fields a template shows depend on the action."""
 
-    amount = StringField("Amount to approve", render_kw=_AMOUNT)
+    amount = StringField("Amount to approve", render_kw=AMOUNT_INPUT)
     # The service says which codes there are, in words, when the one sent is not one of them.
     reason_code = SelectField("Reason", choices=reason_choices(), validate_choice=False)
     message = TextAreaField("Message to the partner", render_kw={"maxlength": 2000, "rows": 3})
@@ -293,7 +312,6 @@ class DecisionForm(FlaskForm):
     key = HiddenField()
 
 
-REQUEST_ACTIONS = ("approve", "return", "reject", "withdraw", "resubmit")
 STAFF_ACTIONS = ("approve", "return", "reject")
 DECISION_LABELS = {
     "approve": (
@@ -377,20 +395,13 @@ def requests() -> Any:
 # --- a new request -------------------------------------------------------------------------------
 
 
-def _active_programs(session: Session) -> list[Program]:
-    return list(session.scalars(programs.programs_query(request_actor(), status="active")))
-
-
 @bp.route("/requests/new", methods=["GET", "POST"])
 @require_roles(Role.PARTNER)
 def new_request() -> Any:
     read = get_read_session()
-    active = _active_programs(read)
+    active = active_programs(read)
     form = RequestForm()
-    form.program_id.choices = [
-        SelectChoice("", "Choose a program"),
-        *(SelectChoice(str(p.id), f"{p.name} ({p.code}, {p.currency})") for p in active),
-    ]
+    form.program_id.choices = program_choices(active)
     form.activity_id.choices = activity_choices(active)
     if request.method == "GET":
         form.key.data = new_key()
@@ -441,13 +452,9 @@ def _request_page(
     session = get_read_session()
     actor = request_actor()
     fund_request = claims.get_request(session, actor, request_id)
-    program = session.get(Program, fund_request.program_id)
-    activity = session.get(Activity, fund_request.activity_id)
-    partner = session.get(Partner, fund_request.partner_id)
-    assert program is not None and activity is not None and partner is not None
+    program, activity, partner = parties(session, fund_request)
     cur = fund_request.currency
-    linked = session.scalars(claims.claims_query(actor, request_id=fund_request.id)).all()
-    open_claim = next((c for c in linked if c.state not in CLOSED_CLAIM_STATES), None)
+    linked, open_claim = claims_against(session, fund_request)
     timeline = claims.timeline(session, fund_request)
     if conflict is not None:
         problem = conflict_message(conflict, timeline, cur)
@@ -509,59 +516,53 @@ def request_page(request_id: int) -> Any:
     return _request_page(request_id)
 
 
-def decide(
-    session: Session,
-    subject: str,
-    action: str,
-    form: DecisionForm,
-    currency: str,
-    subject_id: int,
-) -> Any:
+# Each decision a page may post, and the service that makes it.
+DECISIONS = {
+    ("request", "approve"): claims.approve_request,
+    ("request", "return"): claims.return_request,
+    ("request", "reject"): claims.reject_request,
+    ("request", "withdraw"): claims.withdraw_request,
+    ("request", "resubmit"): claims.resubmit_request,
+    ("claim", "submit"): claims.submit_claim,
+    ("claim", "approve"): claims.approve_claim,
+    ("claim", "return"): claims.return_claim,
+    ("claim", "reject"): claims.reject_claim,
+    ("claim", "withdraw"): claims.withdraw_claim,
+}
+
+
+def decide(session: Session, subject: str, action: str, form: DecisionForm, subject_id: int) -> Any:
     """Call the service for a decision on a request or a claim with the form's values."""
     actor = request_actor()
+    load = claims.get_request if subject == "request" else claims.get_claim
+    currency = load(session, actor, subject_id).currency  # another partner's: not found, first
     version = parse_version(form.version.data)
-    key = form.key.data or None
     message = (form.message.data or "").strip() or None
-    reason_code = form.reason_code.data or None
+    terms: dict[str, Any] = {"message": message}
     if action == "approve":
-        amount = parse_money(form.amount.data, currency, "amount", required=False)
-        call = claims.approve_request if subject == "request" else claims.approve_claim
-        return call(
-            session, actor, subject_id, amount=amount, reason_code=reason_code, message=message,
-            version=version, key=key,
-        )  # fmt: skip
-    if action in ("return", "reject"):
-        if subject == "request":
-            call = claims.return_request if action == "return" else claims.reject_request
-        else:
-            call = claims.return_claim if action == "return" else claims.reject_claim
-        return call(
-            session, actor, subject_id, reason_code=reason_code or "", message=message or "",
-            version=version, key=key,
-        )  # fmt: skip
-    calls = {
-        ("request", "withdraw"): claims.withdraw_request,
-        ("request", "resubmit"): claims.resubmit_request,
-        ("claim", "withdraw"): claims.withdraw_claim,
-        ("claim", "submit"): claims.submit_claim,
-    }
-    return calls[(subject, action)](
-        session, actor, subject_id, message=message, version=version, key=key
+        terms["amount"] = parse_money(form.amount.data, currency, "amount", required=False)
+        terms["reason_code"] = form.reason_code.data or None
+    elif action in ("return", "reject"):
+        terms = {"reason_code": form.reason_code.data or "", "message": message or ""}
+    return DECISIONS[(subject, action)](
+        session, actor, subject_id, **terms, version=version, key=form.key.data or None
     )
 
 
-def run_decision(
-    subject: str, subject_id: int, action: str, currency_of: Any, page: Any
-) -> tuple[Any, Any]:
+def run_decision(subject: str, subject_id: int, action: str, page: Any) -> tuple[Any, Any]:
     """Validate the posted decision form and run it. Returns (result, None) on success, or
-    (None, response) with the page re-rendered: 422 a bad field, 409 a conflict, 403 refused."""
+    (None, response) with the page re-rendered: 422 a bad field, 409 a conflict, 403 refused.
+    An action the page does not offer is 404; finance's decisions are finance's only (403)."""
+    if (subject, action) not in DECISIONS:
+        abort(404)
+    if (action in STAFF_ACTIONS) != is_manager():
+        abort(403)  # finance decides; the partner submits, resubmits and withdraws
     form = DecisionForm()
     if not form.validate():
         return None, page(subject_id, failed=(action, form), status=422)
     session = get_session()
     try:
-        currency = currency_of(session)
-        result = decide(session, subject, action, form, currency, subject_id)
+        result = decide(session, subject, action, form, subject_id)
     except NotFound:
         session.rollback()
         raise
@@ -585,15 +586,7 @@ def run_decision(
 @bp.post("/requests/<int:request_id>/<action>")
 @require_roles(*DECIDERS)
 def request_action(request_id: int, action: str) -> Any:
-    if action not in REQUEST_ACTIONS:
-        abort(404)
-    if (action in STAFF_ACTIONS) != is_manager():
-        abort(403)  # finance decides; the partner withdraws and resubmits
-
-    def currency_of(session: Session) -> str:
-        return claims.get_request(session, request_actor(), request_id).currency
-
-    done, response = run_decision("request", request_id, action, currency_of, _request_page)
+    done, response = run_decision("request", request_id, action, _request_page)
     if response is not None:
         return response
     cur = done.currency

@@ -200,16 +200,23 @@ def approve(world: World, request_id: int, amount: int | None = None) -> None:
         session.commit()
 
 
-def decide(client: FlaskClient, request_id: int, action: str, **fields: str):
-    """Post a decision from the request page as it is now (its version and key)."""
-    path = f"/requests/{request_id}/{action}"
-    page = text(client.get(f"/requests/{request_id}"))
+def post_decision(client: FlaskClient, page: str, path: str, **fields: str):
+    """Post the decision form for `path` as `page` showed it (its version and key)."""
     data = {
         "version": form_value(page, path, "version"),
         "key": form_value(page, path, "key"),
         **fields,
     }
     return post(client, path, data)
+
+
+def decide_on(client: FlaskClient, page_path: str, action: str, **fields: str):
+    """Post a decision from a request's or a claim's page as it is now."""
+    return post_decision(client, text(client.get(page_path)), f"{page_path}/{action}", **fields)
+
+
+def decide(client: FlaskClient, request_id: int, action: str, **fields: str):
+    return decide_on(client, f"/requests/{request_id}", action, **fields)
 
 
 # --- proposing -----------------------------------------------------------------------------------
@@ -412,16 +419,9 @@ def test_two_finance_users_on_the_same_version_the_second_gets_409(world: World)
     fin, fay = world.client("finance"), world.client("finance2")
     path = f"/requests/{request_id}"
     fin_page, fay_page = text(fin.get(path)), text(fay.get(path))
-    first = post(fin, f"{path}/approve", {
-        "amount": "2000.00", "version": form_value(fin_page, f"{path}/approve", "version"),
-        "key": form_value(fin_page, f"{path}/approve", "key"),
-    })  # fmt: skip
+    first = post_decision(fin, fin_page, f"{path}/approve", amount="2000.00")
     assert first.status_code == 302
-    second = post(fay, f"{path}/reject", {
-        "reason_code": "other", "message": "Not now",
-        "version": form_value(fay_page, f"{path}/reject", "version"),
-        "key": form_value(fay_page, f"{path}/reject", "key"),
-    })  # fmt: skip
+    second = post_decision(fay, fay_page, f"{path}/reject", reason_code="other", message="Not now")
     assert second.status_code == 409
     seen = visible(second)
     assert "Nothing was changed." in seen
@@ -436,10 +436,9 @@ def test_a_double_click_on_approve_approves_once(world: World) -> None:
     finance = world.client("finance")
     path = f"/requests/{request_id}/approve"
     page = text(finance.get(f"/requests/{request_id}"))
-    data = {"amount": "2000.00", "version": form_value(page, path, "version"),
-            "key": form_value(page, path, "key")}  # fmt: skip
-    assert post(finance, path, data).status_code == 302
-    assert post(finance, path, data).status_code == 302  # the retry replays, version and all
+    assert post_decision(finance, page, path, amount="2000.00").status_code == 302
+    # The retry replays, version and all.
+    assert post_decision(finance, page, path, amount="2000.00").status_code == 302
     assert world.breakdown().reserved == 200_000
     with world.sessions() as session:
         row = session.get(claims.FundRequest, request_id)

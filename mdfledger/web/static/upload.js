@@ -94,7 +94,6 @@
     if (submitRow) {
       submitRow.hidden = true; // files upload as soon as they are chosen
     }
-    form.classList.add("upload-enhanced");
 
     function say(text) {
       status.textContent = text;
