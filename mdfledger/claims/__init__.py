@@ -17,6 +17,7 @@ from mdfledger.claims.models import (
     FlagKind,
     FundRequest,
     Hold,
+    claim_reference,
 )
 from mdfledger.claims.queue import WAITING, QueueFilter, claims_query, queue_currency, review_queue
 from mdfledger.claims.requests import (
@@ -39,6 +40,7 @@ from mdfledger.claims.service import (
     add_link,
     approve_claim,
     bulk_approve,
+    check_claimable,
     create_claim,
     expire_claims,
     get_claim,
@@ -76,6 +78,8 @@ __all__ = [
     "approve_claim",
     "approve_request",
     "bulk_approve",
+    "check_claimable",
+    "claim_reference",
     "claimable_requests",
     "claims_query",
     "create_claim",

@@ -85,7 +85,8 @@ def queue_currency(session: Session, actor: Actor, program_id: int | None, field
     currencies = session.scalars(select(Program.currency).distinct()).all()
     if len(currencies) != 1:
         raise ValidationError(
-            "amounts are in a program's currency: choose a program too", field=field
+            "choose a program to filter by amount: programs pay in different currencies",
+            field=field,
         )
     return currencies[0]
 

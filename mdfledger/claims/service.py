@@ -114,7 +114,7 @@ def create_claim(
         request = workflow.load(session, FundRequest, request_id, actor, lock=True)
         partner = workflow.proposer_partner(session, actor, request.partner_id)
         program = _program(session, request.program_id)
-        _claimable(session, request)
+        check_claimable(session, request)
         activity = workflow.activity_of(session, program, request.activity_id)
         deadline = request.claim_deadline
         starts_on = request.starts_on if starts_on is None else starts_on
@@ -169,7 +169,8 @@ def create_claim(
     return claim
 
 
-def _claimable(session: Session, request: FundRequest) -> None:
+def check_claimable(session: Session, request: FundRequest) -> None:
+    """A claim may be made against an approved request with no other claim in progress."""
     if request.state != RequestState.APPROVED:
         raise Conflict(
             f"{request.reference} is {request.state}: only an approved request can be claimed",

@@ -37,13 +37,14 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired
 
 from mdfledger import claims, programs
+from mdfledger.actor import Actor
 from mdfledger.auth import Role
 from mdfledger.auth.access import request_actor, require_roles
 from mdfledger.claims import Claim, ClaimState, Document, DocumentKind, QueueFilter
 from mdfledger.clock import utcnow
 from mdfledger.csvfile import human_size
 from mdfledger.db import get_read_session, get_session
-from mdfledger.errors import DomainError, NotFound, ValidationError
+from mdfledger.errors import Conflict, DomainError, NotFound, ValidationError
 from mdfledger.programs import Activity, Partner, Program
 from mdfledger.storage import app_store, content_disposition, download_filename
 from mdfledger.web import bp, money
@@ -57,11 +58,9 @@ from mdfledger.web.requests import (
     activity_choices,
     activity_label,
     amount_text,
-    claims_against,
     conflict_message,
     decision_form,
     domain_call,
-    held_amount,
     is_manager,
     is_partner,
     my_label,
@@ -166,7 +165,7 @@ def _terms(form: FlaskForm, amounts: dict[str, int | None]) -> dict[str, Any]:
 # --- the list: my claims, or the review queue ----------------------------------------------------
 
 
-def _queue_filter(session: Session) -> QueueFilter:
+def _queue_filter(session: Session, actor: Actor) -> QueueFilter:
     """The queue's filters from the query string; a ValidationError names the bad one."""
     args = request.args
     state = args.get("state", "waiting")
@@ -186,18 +185,7 @@ def _queue_filter(session: Session) -> QueueFilter:
     low, high = args.get("min_amount", ""), args.get("max_amount", "")
     min_amount = max_amount = None
     if low.strip() or high.strip():
-        if program_id is not None:
-            currencies = set(
-                session.scalars(select(Program.currency).where(Program.id == program_id))
-            )
-        else:
-            currencies = set(session.scalars(select(Program.currency).distinct()))
-        if len(currencies) != 1:
-            raise ValidationError(
-                "choose a program to filter by amount: programs pay in different currencies",
-                field="min_amount",
-            )
-        (currency,) = currencies
+        currency = claims.queue_currency(session, actor, program_id, "min_amount")
         min_amount = parse_money(low, currency, "min_amount", required=False)
         max_amount = parse_money(high, currency, "max_amount", required=False)
     return QueueFilter(
@@ -223,7 +211,7 @@ def claims_page() -> Any:
     program_id = request.args.get("program_id", type=int)
     try:
         if staff:
-            statement = claims.review_queue(actor, _queue_filter(session))
+            statement = claims.review_queue(actor, _queue_filter(session, actor))
         else:
             statement = claims.claims_query(actor, state=state or None, program_id=program_id)
     except DomainError as exc:
@@ -290,7 +278,7 @@ def bulk_approve() -> Any:
         return redirect(target)
     session.commit()
     for result in results:
-        reference = f"CLM-{result.claim_id:06d}"
+        reference = claims.claim_reference(result.claim_id)
         if result.approved:
             flash(f"{reference}: approved", "success")
             continue
@@ -324,15 +312,10 @@ def new_claim() -> Any:
         activity = read.get(Activity, fund_request.activity_id)
         assert program is not None and activity is not None
         form: ClaimForm = RequestClaimForm()
-        if fund_request.state != claims.RequestState.APPROVED:
-            problem = (
-                f"{fund_request.reference} is {state_label(fund_request.state)}: only an"
-                " approved request can be claimed"
-            )
-        else:
-            _, open_claim = claims_against(read, fund_request)
-            if open_claim is not None:
-                problem = f"{open_claim.reference} is already open against {fund_request.reference}"
+        try:
+            claims.check_claimable(read, fund_request)
+        except Conflict as refused:
+            problem = refused.message
     else:
         program = activity = None
         direct = [p for p in active_programs(read) if p.direct_claims]
@@ -450,8 +433,8 @@ def _claim_page(
         partner=partner,
         r=fund_request,
         cur=cur,
-        held=held_amount(session, claim_id=claim.id),
-        request_held=held_amount(session, request_id=fund_request.id) if fund_request else 0,
+        held=claims.held(session, claim),
+        request_held=claims.held(session, fund_request) if fund_request else 0,
         documents=[(d, _viewer(d)) for d in claim.documents],
         flags=claim.flags,
         missing=claims.missing_proof(session, claim) if editable else [],

@@ -21,7 +21,7 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from wtforms import DateField, HiddenField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
@@ -30,7 +30,7 @@ from wtforms.validators import DataRequired, InputRequired
 from mdfledger import claims, programs
 from mdfledger.auth import Role
 from mdfledger.auth.access import request_actor, require_roles
-from mdfledger.claims import Claim, ClaimEvent, FundRequest, Hold, ReasonCode, RequestState
+from mdfledger.claims import Claim, ClaimEvent, FundRequest, ReasonCode, RequestState
 from mdfledger.db import get_read_session, get_session
 from mdfledger.errors import Conflict, DomainError, Forbidden, NotFound, ValidationError
 from mdfledger.money import format_amount, parse_amount
@@ -165,15 +165,6 @@ def with_ids(form: FlaskForm, prefix: str) -> FlaskForm:
         field.id = f"{prefix}-{field.name}"
         field.label.field_id = field.id
     return form
-
-
-def held_amount(
-    session: Session, *, request_id: int | None = None, claim_id: int | None = None
-) -> int:
-    """What the ledger holds for a request or a claim right now (its open holds)."""
-    owner = Hold.request_id == request_id if request_id is not None else Hold.claim_id == claim_id
-    total = session.scalar(select(func.coalesce(func.sum(Hold.amount), 0)).where(owner, Hold.open))
-    return int(total or 0)  # PostgreSQL sums bigints as numeric
 
 
 def event_text(event: ClaimEvent, currency: str) -> str:
@@ -491,7 +482,7 @@ def _request_page(
         activity=activity,
         partner=partner,
         cur=cur,
-        held=held_amount(session, request_id=fund_request.id),
+        held=claims.held(session, fund_request),
         linked=linked,
         open_claim=open_claim,
         timeline=timeline,
