@@ -18,6 +18,7 @@ select's options, and `mdfledger.fields.parse_percent("12.5")` reads a percentag
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -39,12 +40,13 @@ try:
 except ImportError:  # pragma: no cover - WTForms before 3.3 takes (value, label) tuples
     SelectChoice = None
 
+from mdfledger.auth.access import request_actor
 from mdfledger.auth.models import Role
-from mdfledger.db import get_read_session
-from mdfledger.errors import DomainError
+from mdfledger.db import get_read_session, get_session
+from mdfledger.errors import DomainError, Forbidden, NotFound, ValidationError
 from mdfledger.fields import percent_text
 from mdfledger.ledger.models import Account, ChainHead
-from mdfledger.money import minor_units
+from mdfledger.money import minor_units, parse_amount
 
 bp = Blueprint(
     "web",
@@ -191,6 +193,50 @@ def show_error(form: Any, error: DomainError, aliases: dict[str, str] | None = N
         field.errors = [*field.errors, error.message]
     else:
         form.form_errors.append(error.message)
+
+
+def call_service(form: Any, action: Any, aliases: dict[str, str] | None = None) -> Any:
+    """Run `action(session, actor)` in the request's writing session and commit; on a refusal
+    roll back, put the message on the form (see show_error) and return None. Not found and
+    forbidden go to the error page: they say nothing about the object."""
+    session = get_session()
+    try:
+        result = action(session, request_actor())
+    except (NotFound, Forbidden):
+        session.rollback()
+        raise
+    except DomainError as error:
+        session.rollback()
+        show_error(form, error, aliases)
+        return None
+    session.commit()
+    return result
+
+
+# "12,345.67": commas only as thousands separators, in groups of three. Anything else with a
+# comma ("1,50" meaning 1.50 in much of Europe) is refused rather than read as 150.
+_GROUPED = re.compile(r"^-?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?$")
+
+
+def parse_money(
+    text: object, currency: str, field: str, *, required: bool = True, positive: bool = True
+) -> int | None:
+    """A decimal amount typed in `currency`, in minor units: exact, or a ValidationError on
+    `field`. Blank is None when not required; zero and below are refused when `positive`."""
+    typed = text.strip() if isinstance(text, str) else ""
+    if not typed:
+        if not required:
+            return None
+        raise ValidationError(f"enter an amount in {currency}, such as 1500.00", field=field)
+    if _GROUPED.match(typed):
+        typed = typed.replace(",", "")
+    try:
+        value = parse_amount(typed, currency)
+    except ValidationError as error:
+        raise ValidationError(error.message, field=field) from None
+    if positive and value <= 0:
+        raise ValidationError(f"enter an amount above zero in {currency}", field=field)
+    return value
 
 
 # --- the front page and the health check ---------------------------------------------------------

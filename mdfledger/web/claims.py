@@ -47,7 +47,7 @@ from mdfledger.db import get_read_session, get_session
 from mdfledger.errors import Conflict, DomainError, NotFound, ValidationError
 from mdfledger.programs import Activity, Partner, Program
 from mdfledger.storage import app_store, content_disposition, download_filename
-from mdfledger.web import bp, money
+from mdfledger.web import bp, call_service, money, parse_money
 from mdfledger.web.partners import MANAGERS, actor_names, new_key, paginate
 from mdfledger.web.requests import (
     ALL_ROLES,
@@ -60,14 +60,12 @@ from mdfledger.web.requests import (
     amount_text,
     conflict_message,
     decision_form,
-    domain_call,
     is_manager,
     is_partner,
     my_label,
     names_by_id,
     optional_int,
     parse_amounts,
-    parse_money,
     parties,
     program_choices,
     reason_label,
@@ -337,7 +335,7 @@ def new_claim() -> Any:
                 if fund_request is not None
                 else {"program_id": chosen.id, "activity_id": form.activity_id.data}
             )
-            created = domain_call(
+            created = call_service(
                 form,
                 lambda session, actor: claims.create_claim(
                     session, actor, **where, **_terms(form, amounts), key=form.key.data or None
@@ -505,7 +503,7 @@ def edit_claim(claim_id: int) -> Any:
     if request.method == "POST" and form.validate():
         amounts = parse_amounts(form, cur, _AMOUNTS, optional=("invoice_total",))
         if amounts is not None:
-            saved = domain_call(
+            saved = call_service(
                 form,
                 lambda session, actor: claims.update_claim(
                     session, actor, claim_id, **_terms(form, amounts)
@@ -593,7 +591,7 @@ def upload_document(claim_id: int) -> Any:
 def add_link(claim_id: int) -> Any:
     form = with_ids(LinkForm(), "link")
     if form.validate():
-        document = domain_call(
+        document = call_service(
             form,
             lambda session, actor: claims.add_link(
                 session, actor, claim_id, url=form.url.data or "", kind=form.kind.data or ""

@@ -11,9 +11,7 @@ web.program_activities, web.program_activity, web.program_rates, web.program_sta
 
 from __future__ import annotations
 
-import re
 import uuid
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -36,10 +34,10 @@ from mdfledger.actor import Actor
 from mdfledger.auth.access import request_actor, require_roles
 from mdfledger.auth.models import Role
 from mdfledger.db import get_read_session, get_session
-from mdfledger.errors import DomainError, Forbidden, NotFound, ValidationError
+from mdfledger.errors import NotFound
 from mdfledger.fields import parse_percent
-from mdfledger.money import format_amount, parse_amount
-from mdfledger.web import MultiCheckboxField, bp, choices, money, show_error
+from mdfledger.money import format_amount
+from mdfledger.web import MultiCheckboxField, bp, call_service, choices, money, parse_money
 
 ALL_ROLES = (Role.ADMIN, Role.FINANCE, Role.AUDITOR, Role.PARTNER)
 MANAGERS = (Role.ADMIN, Role.FINANCE)
@@ -202,50 +200,6 @@ def _edit_form(program: programs.Program, activity: programs.Activity) -> Activi
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def _apply(
-    form: FlaskForm,
-    action: Callable[[Session, Actor], Any],
-    aliases: dict[str, str] | None = None,
-) -> Any:
-    """Run one service call in the request's session and commit. If the service refuses, roll
-    back, put its message on the form and return None. Not found and forbidden are not the
-    form's business: they go to the error page."""
-    session = get_session()
-    try:
-        result = action(session, request_actor())
-    except (NotFound, Forbidden):
-        session.rollback()
-        raise
-    except DomainError as error:
-        session.rollback()
-        show_error(form, error, aliases)
-        return None
-    session.commit()
-    return result
-
-
-# "12,345.67": commas only as thousands separators, in groups of three. Anything else with a
-# comma ("1,50" meaning 1.50 in much of Europe) is refused rather than read as 150.
-_GROUPED_RE = re.compile(r"^-?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?$")
-
-
-def _amount(text: object, currency: str, field: str) -> int:
-    """A decimal amount typed in the program's currency, in minor units; exact or refused."""
-    if not isinstance(text, str) or not text.strip():
-        raise ValidationError(f"enter an amount in {currency}, such as 1000.00", field=field)
-    typed = text.strip()
-    if _GROUPED_RE.match(typed):
-        typed = typed.replace(",", "")
-    try:
-        return parse_amount(typed, currency)
-    except ValidationError as error:
-        raise ValidationError(error.message, field=field) from None
-
-
-def _optional_amount(text: object, currency: str, field: str) -> int | None:
-    return None if not isinstance(text, str) or not text.strip() else _amount(text, currency, field)
-
-
 # --- the list and a new program ------------------------------------------------------------------
 
 
@@ -294,16 +248,16 @@ def program_new() -> Any:
                 expiry_policy=form.expiry_policy.data,
                 rollover_days=form.rollover_days.data or 0,
                 direct_claims=bool(form.direct_claims.data),
-                second_approval_above=_amount(
+                second_approval_above=parse_money(
                     form.second_approval_above.data,
                     (form.currency.data or "").strip(),
                     "second_approval_above",
-                )
-                if (form.second_approval_above.data or "").strip()
-                else None,
+                    required=False,
+                    positive=False,
+                ),
             )
 
-        program = _apply(form, create, {"share_bp": "share"})
+        program = call_service(form, create, {"share_bp": "share"})
         if program is not None:
             flash(f"Program {program.code} ({program.name}) created.", "success")
             return redirect(url_for("web.program", program_id=program.id))
@@ -378,14 +332,14 @@ def program_budget(program_id: int) -> Any:
 
         def fund(session: Session, actor: Actor) -> tuple[programs.Program, int, bool]:
             program = programs.get_program(session, actor, program_id)
-            amount = _amount(form.amount.data, program.currency, "amount")
+            amount = parse_money(form.amount.data, program.currency, "amount", positive=False)
             record = programs.fund_budget(
                 session, actor, program.id, amount,
                 reason=form.reason.data or "", key=form.key.data or None,
             )  # fmt: skip
             return program, amount, record.replayed
 
-        done = _apply(form, fund)
+        done = call_service(form, fund)
         if done is not None:
             program, amount, replayed = done
             shown = money(abs(amount), program.currency)
@@ -411,10 +365,12 @@ def program_activities(program_id: int) -> Any:
                 session, actor, program.id,
                 code=form.code.data or "", name=form.name.data or "",
                 description=form.description.data or "", proof=form.proof.data or [],
-                cap=_optional_amount(form.cap.data, program.currency, "cap"),
+                cap=parse_money(
+                    form.cap.data, program.currency, "cap", required=False, positive=False
+                ),
             )  # fmt: skip
 
-        activity = _apply(form, add)
+        activity = call_service(form, add)
         if activity is not None:
             flash(f"Activity {activity.name} added to the catalog.", "success")
             return redirect(url_for("web.program", program_id=program_id) + "#catalog")
@@ -446,10 +402,12 @@ def program_activity(program_id: int, activity_id: int) -> Any:
 
     def update(session: Session, actor: Actor) -> programs.Activity:
         if not toggle:
-            changes["cap"] = _optional_amount(form.cap.data, program.currency, "cap")
+            changes["cap"] = parse_money(
+                form.cap.data, program.currency, "cap", required=False, positive=False
+            )
         return programs.update_activity(session, actor, activity_id, **changes)
 
-    updated = _apply(form, update)
+    updated = call_service(form, update)
     if updated is None:
         return _program_page(program_id, status=422, edit_forms={activity_id: form})
     if toggle:
@@ -473,7 +431,7 @@ def program_rates(program_id: int) -> Any:
                 tier=form.tier.data or "", product_line=form.product_line.data or "",
             )  # fmt: skip
 
-        rate = _apply(form, set_rate, {"rate_bp": "rate"})
+        rate = call_service(form, set_rate, {"rate_bp": "rate"})
         if rate is not None:
             tier = rate.tier or "any tier"
             line = rate.product_line or "any product line"
@@ -491,7 +449,7 @@ def program_status(program_id: int) -> Any:
         def change(session: Session, actor: Actor) -> programs.Program:
             return programs.update_program(session, actor, program_id, status=form.status.data)
 
-        program = _apply(form, change)
+        program = call_service(form, change)
         if program is not None:
             state = "closed" if program.status == programs.ProgramStatus.CLOSED else "reopened"
             flash(f"Program {program.code} {state}.", "success")

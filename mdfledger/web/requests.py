@@ -14,7 +14,6 @@ Helpers shared with the claim pages (web/claims.py) live here too.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -33,9 +32,9 @@ from mdfledger.auth.access import request_actor, require_roles
 from mdfledger.claims import Claim, ClaimEvent, FundRequest, ReasonCode, RequestState
 from mdfledger.db import get_read_session, get_session
 from mdfledger.errors import Conflict, DomainError, Forbidden, NotFound, ValidationError
-from mdfledger.money import format_amount, parse_amount
+from mdfledger.money import format_amount
 from mdfledger.programs import Activity, Partner, Program
-from mdfledger.web import bp, money, show_error
+from mdfledger.web import bp, call_service, money, parse_money, show_error
 from mdfledger.web.partners import MANAGERS, STAFF, actor_names, is_manager, new_key, paginate
 
 PER_PAGE = 50
@@ -103,29 +102,6 @@ def is_partner() -> bool:
 
 def my_label() -> str:
     return f"user:{current_user.id}"
-
-
-# "12,345.67": commas only as thousands separators in groups of three; "1,50" is refused.
-_GROUPED = re.compile(r"^[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?$")
-
-
-def parse_money(text: object, currency: str, field: str, *, required: bool = True) -> int | None:
-    """A decimal amount typed in `currency`, in minor units; exact or a ValidationError on
-    `field`. Blank is None when not required."""
-    typed = text.strip() if isinstance(text, str) else ""
-    if not typed:
-        if not required:
-            return None
-        raise ValidationError(f"enter an amount in {currency}, such as 1500.00", field=field)
-    if _GROUPED.match(typed):
-        typed = typed.replace(",", "")
-    try:
-        value = parse_amount(typed, currency)
-    except ValidationError as error:
-        raise ValidationError(error.message, field=field) from None
-    if value <= 0:
-        raise ValidationError(f"enter an amount above zero in {currency}", field=field)
-    return value
 
 
 def parse_amounts(
@@ -244,24 +220,6 @@ def names_by_id(session: Session, model: Any, ids: Iterable[int]) -> dict[int, A
     if not wanted:
         return {}
     return {row.id: row for row in session.scalars(select(model).where(model.id.in_(wanted)))}
-
-
-def domain_call(form: FlaskForm, action: Any, aliases: dict[str, str] | None = None) -> Any:
-    """Run `action(session, actor)` in the request's writing session and commit; on a refusal
-    roll back, put the message on the form and return None. Not found / forbidden go to the
-    error page: they say nothing about the object."""
-    session = get_session()
-    try:
-        result = action(session, request_actor())
-    except (NotFound, Forbidden):
-        session.rollback()
-        raise
-    except DomainError as error:
-        session.rollback()
-        show_error(form, error, aliases)
-        return None
-    session.commit()
-    return result
 
 
 # --- forms ---------------------------------------------------------------------------------------
@@ -402,7 +360,7 @@ def new_request() -> Any:
         program = by_id[form.program_id.data]
         amounts = parse_amounts(form, program.currency, ("estimated_cost", "requested_amount"))
         if amounts is not None:
-            created = domain_call(
+            created = call_service(
                 form,
                 lambda session, actor: claims.create_request(
                     session,
@@ -626,7 +584,7 @@ def edit_request(request_id: int) -> Any:
     if request.method == "POST" and form.validate():
         amounts = parse_amounts(form, cur, ("estimated_cost", "requested_amount"))
         if amounts is not None:
-            saved = domain_call(
+            saved = call_service(
                 form,
                 lambda session, actor: claims.update_request(
                     session,
