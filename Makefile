@@ -35,10 +35,13 @@ format: install
 	$(BIN)/ruff check --fix .
 
 ## Ledger and claims-queue benchmarks on SQLite, and on PostgreSQL when
-## MDFLEDGER_BENCH_POSTGRES_URL is set (figures in docs/benchmarks.md).
+## MDFLEDGER_BENCH_POSTGRES_URL is set; invoice OCR (needs tesseract-ocr) and page checks
+## (figures in docs/benchmarks.md).
 bench: install
 	$(BIN)/mdfledger bench ledger
 	$(BIN)/mdfledger bench queue
+	OMP_THREAD_LIMIT=1 $(BIN)/mdfledger bench ocr
+	$(BIN)/mdfledger bench urls
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -42,6 +42,9 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     from mdfledger import storage
 
     app.extensions[storage.APP_KEY] = storage.store_from_settings(settings)
+    from mdfledger import jobs
+
+    jobs.init_app(app, settings, app.extensions[storage.APP_KEY])
     from mdfledger.audit import requests as request_ids
 
     request_ids.init_app(app)  # first of the before_request hooks: every response gets its id

@@ -26,6 +26,7 @@ from mdfledger.csvfile import parse_date
 from mdfledger.db import get_read_session, get_session, session_factory
 from mdfledger.errors import DomainError
 from mdfledger.money import format_amount, parse_amount, validate_currency
+from mdfledger.verification.cli import ocr_invoice, verification_group, worker
 
 _CLI_ACTOR = Actor.system("cli")
 
@@ -346,6 +347,31 @@ def bench_queue(
         click.echo(f"total elapsed {elapsed:.1f} s")
 
 
+@bench_group.command("ocr")
+@click.option("--count", default=60, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--seed", default=7, show_default=True, type=int)
+def bench_ocr(count: int, seed: int) -> None:
+    """Invoice OCR on the generated invoice set: seconds per page, accuracy per field."""
+    from mdfledger.verification import invoice_samples, ocr_bench
+
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    click.echo(f"generating {count} invoices (seed {seed})...", err=True)
+    report = ocr_bench.measure(invoice_samples.generate(count, seed))
+    for line in report.lines():
+        click.echo(line)
+
+
+@bench_group.command("urls")
+@click.option("--count", default=100, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 64))
+def bench_urls(count: int, threads: int) -> None:
+    """Landing-page checks against a local server: URLs checked per second."""
+    from mdfledger.verification import url_bench
+
+    for line in url_bench.measure(count, threads=threads):
+        click.echo(line)
+
+
 @click.group("funds", cls=_Group)
 def funds_group() -> None:
     """Program funds: period-end expiry."""
@@ -498,8 +524,12 @@ def demo_command(if_empty: bool, reset_passwords: bool) -> None:
 @click.option("--no-jobs", is_flag=True, help="Do not run the scheduled jobs in this process.")
 def serve(host: str, port: int, no_jobs: bool) -> None:
     """Start the web app (Flask's server; use gunicorn wsgi:app in production)."""
-    scheduler = jobs.Scheduler(session_factory()) if not no_jobs else None
-    if scheduler is not None:  # the embedded default's jobs: period-end expiry, hourly
+    scheduler = None
+    if not no_jobs:
+        scheduler = jobs.Scheduler(
+            session_factory(), jobs=current_app.extensions[jobs.JOBS_KEY]
+        )
+    if scheduler is not None:  # the embedded default's jobs: period end, verification sweep
         scheduler.start()
     try:
         run_simple(host, port, current_app._get_current_object(), threaded=True)
@@ -511,7 +541,7 @@ def serve(host: str, port: int, no_jobs: bool) -> None:
 def register_commands(app: Flask) -> None:
     commands = (
         db_group, verify_ledger_command, ledger_group, users_group, tokens_group, funds_group,
-        import_group, audit_group,
+        import_group, audit_group, verification_group, ocr_invoice, worker,
         demo_command, bench_group, serve,
     )  # fmt: skip
     for command in commands:

@@ -10,6 +10,8 @@ from pathlib import Path
 DEFAULT_SECRET_KEY = "dev-only-insecure-secret-key"
 MIN_SECRET_KEY_LENGTH = 32
 DEFAULT_UPLOAD_MAX_BYTES = 20 * 1024 * 1024  # proof documents (storage.py)
+DEFAULT_OCR_MAX_PAGES = 5  # invoices are read from their first pages only
+JOB_MODES = ("inline", "celery")
 PROOF_STORES = ("local", "s3")
 S3_SSE_MODES = ("AES256", "aws:kms")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +30,7 @@ def _whole_number(env: Mapping[str, str], name: str, default: int) -> int:
     if not raw:
         return default
     if not raw.isascii() or not raw.isdigit():
-        raise ConfigError(f"{name} must be a whole number of bytes, e.g. 20971520, not {raw!r}")
+        raise ConfigError(f"{name} must be a whole number, e.g. {default}, not {raw!r}")
     return int(raw)
 
 
@@ -49,6 +51,15 @@ class Settings:
     s3_sse: str = "AES256"  # or "aws:kms"
     s3_kms_key_id: str = ""  # with aws:kms; empty means the account's aws/s3 key
     upload_max_bytes: int = DEFAULT_UPLOAD_MAX_BYTES
+    # Background jobs (jobs.py): "inline" runs them in-process after each commit; "celery"
+    # sends them to `mdfledger worker` processes through the broker (Redis).
+    jobs: str = "inline"
+    broker_url: str = ""  # redis://127.0.0.1:6379/0
+    jobs_queue: str = "mdfledger"
+    # Hosts, addresses or networks (CIDR) the page checks may fetch although they are private
+    # or loopback: for tests and staging only; empty in production.
+    verify_allow_hosts: tuple[str, ...] = ()
+    ocr_max_pages: int = DEFAULT_OCR_MAX_PAGES
 
     @property
     def is_production(self) -> bool:
@@ -80,6 +91,15 @@ class Settings:
             upload_max_bytes=_whole_number(
                 env, "MDFLEDGER_UPLOAD_MAX_BYTES", DEFAULT_UPLOAD_MAX_BYTES
             ),
+            jobs=env.get("MDFLEDGER_JOBS") or "inline",
+            broker_url=env.get("MDFLEDGER_BROKER_URL", ""),
+            jobs_queue=env.get("MDFLEDGER_JOBS_QUEUE") or "mdfledger",
+            verify_allow_hosts=tuple(
+                host.strip()
+                for host in env.get("MDFLEDGER_VERIFY_ALLOW_HOSTS", "").split(",")
+                if host.strip()
+            ),
+            ocr_max_pages=_whole_number(env, "MDFLEDGER_OCR_MAX_PAGES", DEFAULT_OCR_MAX_PAGES),
         )
 
     def validate(self) -> None:
@@ -95,6 +115,18 @@ class Settings:
                 f" MDFLEDGER_SECRET_KEY to a random string of {MIN_SECRET_KEY_LENGTH}+ characters"
             )
         self._validate_proof_storage()
+        self._validate_jobs()
+
+    def _validate_jobs(self) -> None:
+        if self.jobs not in JOB_MODES:
+            raise ConfigError(f"MDFLEDGER_JOBS must be inline or celery, not {self.jobs!r}")
+        if self.jobs == "celery" and not self.broker_url.startswith(("redis://", "rediss://")):
+            raise ConfigError(
+                "MDFLEDGER_JOBS=celery needs MDFLEDGER_BROKER_URL, the Redis broker:"
+                " redis://host:6379/0"
+            )
+        if not 1 <= self.ocr_max_pages <= 50:
+            raise ConfigError("MDFLEDGER_OCR_MAX_PAGES must be from 1 to 50")
 
     def _validate_proof_storage(self) -> None:
         if self.proof_store not in PROOF_STORES:

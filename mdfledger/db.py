@@ -115,6 +115,7 @@ MODEL_MODULES = (
     "mdfledger.auth.models",
     "mdfledger.audit.models",
     "mdfledger.claims.models",
+    "mdfledger.verification.models",
 )
 
 

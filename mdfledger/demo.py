@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mdfledger import auth, claims, demo_proof, programs
+from mdfledger import auth, claims, demo_proof, programs, verification
 from mdfledger.actor import Actor
 from mdfledger.auth import Role
 from mdfledger.clock import ensure_utc, utcnow
@@ -192,7 +192,16 @@ def seed(
             ).moved
         )  # fmt: skip
 
+    def automatic_approval(at: datetime) -> None:
+        # MDF approves clean claims up to 1,000.00 USD without a person from now on.
+        verification.set_policy(
+            session, SEEDER, mdf.id, auto_approve_up_to=1_000_00, tolerance_bp=100,
+            invoice_grace_days=30, page_markers="{partner}", min_leads=None, recheck_days=30,
+            now=at,
+        )  # fmt: skip
+
     demo.story.at(1, 13, import_purchases)
+    demo.story.at(2, 11, automatic_approval)
     _tell(demo)
     demo.story.play()
     return DemoBook(
@@ -369,6 +378,7 @@ class _Demo:
         partners: list[programs.Partner],
     ) -> None:
         self.session, self.store, self.clock = session, store, clock
+        self.kit = verification.Toolkit(store)
         self.story = _Story(clock)
         self.programs = {"mdf": mdf, "coop": coop}
         self.partners = {p.code: p for p in partners}
@@ -569,6 +579,10 @@ class _Line:
                 self._add_proof(proof, invoice, serial, photos, now)
             if submit:
                 claims.submit_claim(self._s, self._me, self.claimed.id, now=now)
+                # What the job does once the submission commits, here in the same session.
+                verification.verify(
+                    self._s, verification.VERIFIER, self.claimed.id, self.demo.kit, now=now
+                )
 
         return self._at(days_ago, hour, step)
 
@@ -695,6 +709,10 @@ def _tell(demo: _Demo) -> None:
     )
 
     # Finance's history with the other partners: approved, in part, by two approvers, or not.
+    # Clean, under the automatic limit, with an invoice that matches: approved by the checks.
+    demo.line("CIRRUS", "trade-show", "Regional roadshow table").propose(
+        10, runs=(6, 5), cost=1_600_00, asked=800_00
+    ).approve(9).claim(1, cost=1_600_00, amount=800_00, hour=21)
     demo.line("CIRRUS", "webinar", "Cloud migration webinar").propose(
         80, runs=(70, 70), cost=3_000_00, asked=1_500_00
     ).approve(78).claim(66, cost=3_000_00, amount=1_500_00).pay_out(62, by="finance2")

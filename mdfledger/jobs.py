@@ -1,8 +1,11 @@
 """Background jobs. Each job opens its own session and owns its transactions.
 
-They run from the `mdfledger` command (cron or any scheduler calls it) and, in the embedded
-default, from the in-process Scheduler that `mdfledger serve` starts; the Celery worker that
-runs them in production arrives with the verification work.
+Two kinds. Scheduled jobs (period end, page re-checks, lost verifications) run from the
+`mdfledger` command (cron calls it) and, in the embedded default, from the in-process Scheduler
+that `mdfledger serve` starts. Jobs that services ask for after a commit (`background.enqueue`:
+verifying a submitted claim, re-running a check) run in-process right after the commit in the
+embedded default (InlineRunner), or as Celery tasks on `mdfledger worker` processes with a
+Redis broker in production (CeleryRunner, `celery_app`).
 """
 
 from __future__ import annotations
@@ -10,13 +13,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from mdfledger import claims, ledger, programs
+from mdfledger import background, claims, ledger, programs, verification
 from mdfledger.actor import Actor
 from mdfledger.clock import ensure_utc, utcnow
+from mdfledger.config import Settings
 
 log = logging.getLogger(__name__)
 SWEEPER = Actor.system("expire-pending")
@@ -61,10 +68,211 @@ def run_period_end(
     return programs.ExpiryRun(expired, run, requests, drafts)
 
 
+# --- verification --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Context:
+    """What jobs need: sessions that write, sessions that only read, and the checks' toolkit."""
+
+    sessions: sessionmaker[Session]
+    read_sessions: sessionmaker[Session]
+    kit: verification.Toolkit
+
+
+def context_from_settings(settings: Settings) -> Context:
+    """A job context of its own (a worker process): an engine, sessions and the proof store."""
+    from mdfledger import db, storage
+
+    engine = db.make_engine(settings.database_url)
+    return Context(
+        db.make_session_factory(engine),
+        db.make_session_factory(engine, read_only=True),
+        toolkit_from_settings(settings, storage.store_from_settings(settings)),
+    )
+
+
+def toolkit_from_settings(settings: Settings, store: Any) -> verification.Toolkit:
+    return verification.Toolkit(
+        store=store,
+        fetch_policy=verification.FetchPolicy(allow_hosts=frozenset(settings.verify_allow_hosts)),
+        ocr_max_pages=settings.ocr_max_pages,
+    )
+
+
+class TransientCheckError(RuntimeError):
+    """A check could not reach what it checks (a timeout, a 503): worth trying again later."""
+
+
+def verify_claim(
+    ctx: Context, claim_id: int, *, final: bool = True, now: datetime | None = None
+) -> verification.Decision | None:
+    """Check a submitted claim's proof and decide: approve it automatically or send it to
+    finance. Idempotent: a claim no longer being verified is left alone, and a second run that
+    finishes late finds the claim decided and records nothing. When not `final`, a transient
+    failure raises TransientCheckError instead of being recorded (the task retries)."""
+    with ctx.read_sessions() as session:
+        claim = session.get(claims.Claim, claim_id)
+        if claim is None or claim.state != claims.ClaimState.VERIFYING:
+            return None
+        work = verification.gather(session, claim_id)
+    results = verification.run_checks(work, ctx.kit, now=now, final=final)
+    transient = [r.finding.summary for r in results if r.finding.transient]
+    if transient and not final:
+        raise TransientCheckError("; ".join(transient))
+    with ctx.sessions() as session:
+        decision = verification.record(
+            session, verification.VERIFIER, work, results, trigger=verification.Trigger.SUBMIT,
+            now=now,
+        )  # fmt: skip
+        session.commit()
+    return decision
+
+
+def rerun_check(
+    ctx: Context,
+    claim_id: int,
+    kind: str,
+    document_id: int | None = None,
+    requested_by: str | None = None,
+    *,
+    final: bool = True,
+    now: datetime | None = None,
+) -> None:
+    """Run one check of a claim again and add its result to the claim's history."""
+    only = (verification.CheckKind(kind), document_id)
+    with ctx.read_sessions() as session:
+        work = verification.gather(session, claim_id, only=only)
+    results = verification.run_checks(work, ctx.kit, now=now, final=final)
+    if not final and any(r.finding.transient for r in results):
+        raise TransientCheckError("; ".join(r.finding.summary for r in results))
+    trigger = verification.Trigger.RERUN if requested_by else verification.Trigger.RECHECK
+    with ctx.sessions() as session:
+        verification.record(
+            session, verification.VERIFIER, work, results, trigger=trigger,
+            requested_by=requested_by, now=now,
+        )  # fmt: skip
+        session.commit()
+
+
+# The jobs services may enqueue, by name (background.enqueue(session, name, **kwargs)).
+JOBS: dict[str, Callable[..., Any]] = {
+    claims.VERIFY_JOB: verify_claim,
+    verification.RERUN_JOB: rerun_check,
+}
+
+
+@dataclass(frozen=True)
+class Sweep:
+    resent: int  # verifications that had been lost, sent again
+    rechecked: int  # landing pages and posts checked again
+
+
+def verification_sweep(
+    ctx: Context, runner: background.Runner, *, now: datetime | None = None
+) -> Sweep:
+    """Send lost verifications again and re-check live pages that are due (daily, for the
+    program's re-check period). Idempotent: safe to run every few minutes."""
+    when = ensure_utc(now or utcnow())
+    with ctx.read_sessions() as session:
+        lost = verification.stalled(session, now=when)
+        due = verification.pages_due(session, now=when)
+    for claim_id in lost:
+        runner(claims.VERIFY_JOB, {"claim_id": claim_id})
+    for claim_id, document_id in due:
+        runner(
+            verification.RERUN_JOB,
+            {"claim_id": claim_id, "kind": "page", "document_id": document_id},
+        )
+    return Sweep(len(lost), len(due))
+
+
+class InlineRunner:
+    """The embedded default: run each job in this process, now. A failing job is logged; the
+    sweep finds a claim it left in verification."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def __call__(self, job: str, kwargs: dict[str, Any]) -> None:
+        try:
+            JOBS[job](self.ctx, **kwargs)
+        except Exception:
+            log.exception("job %s %s failed", job, kwargs)
+
+
+class CeleryRunner:
+    """Production: send each job to the workers through the broker."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.app, self.queue = celery_app(settings), settings.jobs_queue
+
+    def __call__(self, job: str, kwargs: dict[str, Any]) -> None:
+        self.app.send_task(f"mdfledger.{job}", kwargs=kwargs, queue=self.queue)
+
+
+def runner_for(settings: Settings, ctx: Context) -> background.Runner:
+    return CeleryRunner(settings) if settings.jobs == "celery" else InlineRunner(ctx)
+
+
+def init_app(app: Any, settings: Settings, store: Any) -> None:
+    """Run the jobs the app's services enqueue, the way the settings say."""
+    ctx = Context(
+        app.extensions["mdfledger.db"],
+        app.extensions["mdfledger.db.read"],
+        toolkit_from_settings(settings, store),
+    )
+    runner = runner_for(settings, ctx)
+    background.install(ctx.sessions, runner)
+    app.extensions[JOBS_KEY] = (ctx, runner)
+
+
+JOBS_KEY = "mdfledger.jobs"
+RETRIES = 5  # transient failures: tried again after 30 s, 1, 2, 4, 8 min; then recorded
+
+
+def celery_app(settings: Settings) -> Any:
+    """The Celery app of the workers and of the web app that sends them jobs."""
+    from celery import Celery
+
+    app = Celery("mdfledger", broker=settings.broker_url, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_default_queue=settings.jobs_queue,
+        task_acks_late=True,  # a worker that dies mid-job leaves the job for another
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,  # OCR jobs are slow: do not hoard them
+        task_soft_time_limit=240,  # a check that hangs is stopped, never the worker
+        task_time_limit=300,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+    )
+    worker: dict[str, Context] = {}
+
+    def context() -> Context:
+        if "ctx" not in worker:  # one engine per worker process, made on its first job
+            worker["ctx"] = context_from_settings(settings)
+        return worker["ctx"]
+
+    def task(job: str) -> None:
+        @app.task(name=f"mdfledger.{job}", bind=True, max_retries=RETRIES)
+        def run(self: Any, **kwargs: Any) -> None:
+            final = self.request.retries >= RETRIES
+            try:
+                JOBS[job](context(), **kwargs, final=final)
+            except (TransientCheckError, OperationalError) as error:
+                raise self.retry(exc=error, countdown=30 * 2**self.request.retries) from error
+
+    for job in JOBS:
+        task(job)
+    return app
+
+
 class Scheduler:
     """The embedded default's scheduler: one daemon thread running the daily jobs every
     `interval` seconds (they are idempotent, so running hourly costs a few queries). In
-    production a cron entry or Celery beat runs `mdfledger funds expire` instead."""
+    production cron runs `mdfledger funds expire` and `mdfledger verification sweep`."""
 
     def __init__(
         self,
@@ -72,8 +280,9 @@ class Scheduler:
         *,
         interval: float = 3600.0,
         clock: Callable[[], datetime] = utcnow,
+        jobs: tuple[Context, background.Runner] | None = None,
     ) -> None:
-        self.sessions, self.interval, self.clock = sessions, interval, clock
+        self.sessions, self.interval, self.clock, self.jobs = sessions, interval, clock, jobs
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.runs = 0
@@ -85,6 +294,11 @@ class Scheduler:
             log.exception("period-end job failed")
             return None
         self.runs += 1
+        if self.jobs is not None:
+            try:
+                verification_sweep(*self.jobs, now=self.clock())
+            except Exception:
+                log.exception("verification sweep failed")
         if result.reservations_expired or result.funds:
             log.info(
                 "period end: %d reservation(s) expired, %d fund(s) forfeited",

@@ -27,6 +27,7 @@ BLUEPRINTS = (
     "mdfledger.api.audit:blp",
     "mdfledger.api.requests:blp",
     "mdfledger.api.claims:blp",
+    "mdfledger.api.verification:blp",
 )
 
 

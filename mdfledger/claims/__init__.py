@@ -35,6 +35,7 @@ from mdfledger.claims.requests import (
 )
 from mdfledger.claims.rules import ClaimState, ReasonCode, RequestState
 from mdfledger.claims.service import (
+    VERIFY_JOB,
     BulkResult,
     add_document,
     add_link,
@@ -49,6 +50,7 @@ from mdfledger.claims.service import (
     reject_claim,
     remove_document,
     return_claim,
+    send_to_review,
     set_approval_limit,
     submit_claim,
     update_claim,
@@ -57,6 +59,7 @@ from mdfledger.claims.service import (
 from mdfledger.claims.workflow import approval_limit, timeline
 
 __all__ = [
+    "VERIFY_JOB",
     "WAITING",
     "ApprovalLimit",
     "BulkResult",
@@ -100,6 +103,7 @@ __all__ = [
     "return_claim",
     "return_request",
     "review_queue",
+    "send_to_review",
     "set_approval_limit",
     "submit_claim",
     "timeline",

@@ -69,7 +69,6 @@ CLAIM_TRANSITIONS: Mapping[tuple[str, str], tuple[str, frozenset[Who]]] = {
     (ClaimState.IN_REVIEW, "approve"): (ClaimState.APPROVED, frozenset({Who.FINANCE})),
     (ClaimState.IN_REVIEW, "return"): (ClaimState.RETURNED, frozenset({Who.FINANCE})),
     (ClaimState.IN_REVIEW, "reject"): (ClaimState.REJECTED, frozenset({Who.FINANCE})),
-    (ClaimState.IN_REVIEW, "verify"): (ClaimState.VERIFYING, frozenset({Who.FINANCE})),  # re-run
     (ClaimState.IN_REVIEW, "withdraw"): (ClaimState.WITHDRAWN, frozenset({Who.PARTNER})),
     (ClaimState.RETURNED, "submit"): (ClaimState.SUBMITTED, frozenset({Who.PARTNER})),
     (ClaimState.RETURNED, "withdraw"): (ClaimState.WITHDRAWN, frozenset({Who.PARTNER})),

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from mdfledger import audit
+from mdfledger import audit, background
 from mdfledger.actor import Actor
 from mdfledger.auth.models import Role, User
 from mdfledger.auth.scope import MANAGERS, check_partner, require_role
@@ -425,8 +425,8 @@ def submit_claim(
     key: str | None = None,
     now: datetime | None = None,
 ) -> Claim:
-    """Send the claim to finance: the money is held for it, duplicates are flagged, and it
-    waits in the review queue."""
+    """Send the claim in: the money is held for it, duplicates are flagged, and its proof is
+    checked after this commits (the checks approve it or send it to finance's queue)."""
     claim, full, now = workflow.begin(session, actor, Claim, claim_id, version, key, now)
     if workflow.replayed(session, claim, full):
         return claim
@@ -465,10 +465,37 @@ def submit_claim(
         before={"state": old}, after={"state": claim.state, "flagged": claim.flagged},
         subject_partner_id=claim.partner_id,
     )  # fmt: skip
-    # Until automatic verification arrives, every submitted claim goes to finance's queue.
-    claim.state = next_state(CLAIM_TRANSITIONS, WHAT, claim.state, "review", Who.SYSTEM)
+    # The proof is checked on a worker once this commits (verification.jobs); the checks then
+    # approve the claim or send it to finance's queue.
+    claim.state = next_state(CLAIM_TRANSITIONS, WHAT, claim.state, "verify", Who.SYSTEM)
     session.flush()
-    workflow.record(session, SYSTEM, claim, "review", ClaimState.SUBMITTED, now=now)
+    workflow.record(session, SYSTEM, claim, "verify", ClaimState.SUBMITTED, now=now)
+    background.enqueue(session, VERIFY_JOB, claim_id=claim.id)
+    return claim
+
+
+VERIFY_JOB = "verify_claim"
+
+
+def send_to_review(
+    session: Session,
+    actor: Actor,
+    claim_id: int,
+    *,
+    message: str,
+    now: datetime | None = None,
+) -> Claim:
+    """The checks are done and a person must decide: the claim joins finance's queue, with
+    `message` (what to look at) on its timeline. A claim no longer being verified is left as
+    it is (a second run of the same checks)."""
+    claim, _full, now = workflow.begin(session, actor, Claim, claim_id, None, None, now)
+    if claim.state != ClaimState.VERIFYING:
+        return claim
+    claim.state = next_state(CLAIM_TRANSITIONS, WHAT, claim.state, "review", _who(actor, claim))
+    session.flush()
+    workflow.record(
+        session, actor, claim, "review", ClaimState.VERIFYING, message=message[:2000], now=now
+    )
     return claim
 
 

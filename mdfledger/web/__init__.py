@@ -278,3 +278,4 @@ from mdfledger.web import audit as audit  # noqa: E402
 from mdfledger.web import claims, imports, partners, requests  # noqa: E402,F401  (routes)
 from mdfledger.web import errors as errors  # noqa: E402
 from mdfledger.web import programs as programs  # noqa: E402
+from mdfledger.web import verification as verification  # noqa: E402

@@ -39,6 +39,10 @@ PARTNER = frozenset({"partner"})
 
 
 Request = Callable[[World], dict[str, Any]]  # the test client's keyword arguments
+RULES = {  # a program's verification rules (the defaults)
+    "auto_approve_up_to": None, "tolerance_bp": 100, "invoice_grace_days": 30,
+    "page_markers": ["{partner}"], "min_leads": None, "recheck_days": 30,
+}  # fmt: skip
 
 
 def _csv(content: str, **form: str) -> Request:
@@ -149,6 +153,14 @@ CASES = [
         _json(amount="10.00", reason="r"),
     ),
     Case("GET", "/api/v1/programs/<int:program_id>/utilisation", STAFF, 200),
+    Case("GET", "/api/v1/programs/<int:program_id>/verification", STAFF, 200),
+    Case(
+        "PUT",
+        "/api/v1/programs/<int:program_id>/verification",
+        MANAGERS,
+        200,
+        _json(**RULES),
+    ),
     Case(
         "POST",
         "/api/v1/programs/<int:program_id>/imports/allocations",
@@ -325,6 +337,16 @@ CASES = [
         MANAGERS,
         200,
         lambda w: {"json": {"claim_ids": [w.claim_d]}},
+    ),
+    # verification (a claim's checks; claim_d is decided by now for the managers)
+    Case("GET", "/api/v1/claims/<int:claim_id>/checks", ALL, 200),
+    Case(
+        "POST",
+        "/api/v1/claims/<int:claim_id>/checks/rerun",
+        MANAGERS,
+        202,
+        _json(kind="dates"),
+        objects=(("claim_id", "claim_d"),),
     ),
 ]
 

@@ -25,7 +25,7 @@ from mdfledger.clock import utcnow
 from mdfledger.ledger.models import Transfer
 from tests.api.test_api_foundation import assert_error
 from tests.api.test_programs_api import World, build_world, ok
-from tests.samples import image_bytes, pdf_bytes
+from tests.samples import image_bytes, pdf_bytes, submit_checked
 
 SYSTEM = Actor.system("test")
 HELD_BY_CLAIMS = "80.00"  # ACME's four claims in review, 20.00 each
@@ -93,7 +93,7 @@ def add_claims_world(world: World) -> World:
 
         def in_review(actor: Actor) -> claims.Claim:
             claim = draft(actor)
-            return claims.submit_claim(session, actor, claim.id)
+            return submit_checked(session, actor, store, claim.id)
 
         objects: dict[str, Any] = {
             "request": propose(acme),

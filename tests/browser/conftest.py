@@ -25,7 +25,7 @@ from mdfledger import auth, claims, create_app, programs, storage
 from mdfledger.actor import Actor
 from mdfledger.db import make_engine, make_session_factory
 from tests.conftest import skip_or_fail
-from tests.samples import pdf_bytes
+from tests.samples import pdf_bytes, submit_checked
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -110,7 +110,9 @@ class Site:
                     session, partner, self.app.extensions[storage.APP_KEY], claim.id,
                     data=pdf_bytes("INV-77"), filename="invoice-77.pdf", kind="invoice",
                 )  # fmt: skip
-                claims.submit_claim(session, partner, claim.id)
+                submit_checked(
+                    session, partner, self.app.extensions[storage.APP_KEY], claim.id
+                )
             session.commit()
             return claim.id
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from mdfledger import auth, claims, programs
 from mdfledger.actor import Actor
 from mdfledger.storage import LocalStore
-from tests.samples import pdf_bytes
+from tests.samples import pdf_bytes, submit_checked
 
 # 2026-08-15 noon UTC: inside FY2026 Q3.
 NOW = datetime(2026, 8, 15, 12, 0, tzinfo=UTC)
@@ -86,6 +86,11 @@ def desk(session: Session, tmp_path: Path) -> Desk:
         auditor=user_actor(session, "aud@vendor.test", "auditor"),
         store=LocalStore(tmp_path / "proof"),
     )  # fmt: skip
+
+
+def submit(session: Session, desk: Desk, actor: Actor, claim_id: int, **kw) -> claims.Claim:
+    """Submit, then check the proof as the job does once the submission commits."""
+    return submit_checked(session, actor, desk.store, claim_id, **kw)
 
 
 def propose(session: Session, desk: Desk, amount: int = 200_000, **kw) -> claims.FundRequest:

@@ -14,7 +14,7 @@ from mdfledger.claims import ClaimState, RequestState
 from mdfledger.claims.holds import payable_account
 from mdfledger.errors import Conflict, Forbidden, NotFound, ValidationError
 from mdfledger.ledger.models import Transfer
-from tests.claims.conftest import NOW, Desk, claim_with_proof, propose
+from tests.claims.conftest import NOW, Desk, claim_with_proof, propose, submit
 
 LATER = datetime(2026, 9, 5, 15, 0, tzinfo=UTC)  # after the webinars, before the deadline
 
@@ -50,7 +50,7 @@ def test_the_whole_path_with_a_partial_approval(session: Session, desk: Desk):
     claims.approve_request(session, desk.finance, request.id, now=NOW)
     claim = claim_with_proof(session, desk, request, amount=150_000, now=LATER)
     assert claim.state == ClaimState.DRAFT and claim.starts_on == request.starts_on
-    claims.submit_claim(session, desk.acme_user, claim.id, now=LATER)
+    submit(session, desk, desk.acme_user, claim.id, now=LATER)
     assert claim.state == ClaimState.IN_REVIEW
     # The request's hold moved to the claim: still 2,000.00 held, now without an expiry.
     assert money(session, desk).reserved == 200_000
@@ -142,7 +142,7 @@ def test_claims_over_the_reservation_or_after_the_deadline_are_refused(
         claim_with_proof(session, desk, request, amount=50_000, now=late)
     claim = claim_with_proof(session, desk, request, amount=50_000, now=LATER)
     with pytest.raises(Conflict, match="deadline was 2026-10-29"):
-        claims.submit_claim(session, desk.acme_user, claim.id, now=late)
+        submit(session, desk, desk.acme_user, claim.id, now=late)
     assert claim.state == ClaimState.DRAFT
 
 
@@ -154,7 +154,7 @@ def test_another_partners_request_and_claim_are_not_found(session: Session, desk
     claim = claim_with_proof(session, desk, request, now=LATER)
     for call in (
         lambda: claims.get_claim(session, desk.bolt_user, claim.id),
-        lambda: claims.submit_claim(session, desk.bolt_user, claim.id, now=LATER),
+        lambda: submit(session, desk, desk.bolt_user, claim.id, now=LATER),
         lambda: claims.withdraw_request(session, desk.bolt_user, request.id),
         lambda: claims.get_document(session, desk.bolt_user, claim.documents[0].id),
     ):
@@ -179,14 +179,14 @@ def test_claims_need_the_proof_the_activity_asks_for(session: Session, desk: Des
         claimed_amount=50_000, now=NOW,
     )  # fmt: skip
     with pytest.raises(ValidationError, match="invoice, photos, the invoice's issuer"):
-        claims.submit_claim(session, desk.acme_user, claim.id, now=NOW)
+        submit(session, desk, desk.acme_user, claim.id, now=NOW)
     assert claim.state == ClaimState.DRAFT and money(session, desk).reserved == 0
 
 
 def test_direct_claims_hold_funds_on_submission(session: Session, desk: Desk):
     claim = claim_with_proof(session, desk, amount=100_000)
     assert money(session, desk).reserved == 0
-    claims.submit_claim(session, desk.acme_user, claim.id, now=NOW)
+    submit(session, desk, desk.acme_user, claim.id, now=NOW)
     assert money(session, desk).reserved == 100_000
     claims.approve_claim(session, desk.finance, claim.id, now=NOW)
     assert (money(session, desk).approved, payable(session, desk)) == (100_000, 100_000)
@@ -204,7 +204,7 @@ def test_withdrawing_or_rejecting_a_claim_gives_the_hold_back_to_its_request(
     request = propose(session, desk)
     claims.approve_request(session, desk.finance, request.id, now=NOW)
     claim = claim_with_proof(session, desk, request, now=LATER)
-    claims.submit_claim(session, desk.acme_user, claim.id, now=LATER)
+    submit(session, desk, desk.acme_user, claim.id, now=LATER)
     claims.reject_claim(
         session, desk.finance, claim.id, reason_code="proof_mismatch",
         message="The invoice is for another event", now=LATER,
@@ -214,7 +214,7 @@ def test_withdrawing_or_rejecting_a_claim_gives_the_hold_back_to_its_request(
     # A new claim can be made against the request, and withdrawn again.
     second = claim_with_proof(session, desk, request, invoice=("Webinars", "INV-9", 300_000),
                               now=LATER)  # fmt: skip
-    claims.submit_claim(session, desk.acme_user, second.id, now=LATER)
+    submit(session, desk, desk.acme_user, second.id, now=LATER)
     claims.withdraw_claim(session, desk.acme_user, second.id, now=LATER)
     assert money(session, desk).reserved == 200_000
     assert ledger.verify_ledger(session).ok
@@ -224,14 +224,14 @@ def test_return_keeps_the_money_held_and_resubmission_goes_back_to_review(
     session: Session, desk: Desk
 ):
     claim = claim_with_proof(session, desk, amount=100_000)
-    claims.submit_claim(session, desk.acme_user, claim.id, now=NOW)
+    submit(session, desk, desk.acme_user, claim.id, now=NOW)
     claims.return_claim(
         session, desk.finance, claim.id, reason_code="insufficient_proof",
         message="Add the attendee list", now=NOW,
     )  # fmt: skip
     assert claim.state == ClaimState.RETURNED and money(session, desk).reserved == 100_000
     claims.update_claim(session, desk.acme_user, claim.id, claimed_amount=90_000, now=NOW)
-    claims.submit_claim(session, desk.acme_user, claim.id, now=NOW)
+    submit(session, desk, desk.acme_user, claim.id, now=NOW)
     assert claim.state == ClaimState.IN_REVIEW and money(session, desk).reserved == 90_000
 
 
@@ -239,7 +239,7 @@ def test_finance_cannot_edit_and_partners_cannot_decide(session: Session, desk: 
     claim = claim_with_proof(session, desk)
     with pytest.raises(Forbidden):
         claims.update_claim(session, desk.finance, claim.id, title="Mine now", now=NOW)
-    claims.submit_claim(session, desk.acme_user, claim.id, now=NOW)
+    submit(session, desk, desk.acme_user, claim.id, now=NOW)
     with pytest.raises(Forbidden, match="only finance"):
         claims.approve_claim(session, desk.acme_user, claim.id, now=NOW)
     with pytest.raises(Forbidden):
@@ -249,7 +249,7 @@ def test_finance_cannot_edit_and_partners_cannot_decide(session: Session, desk: 
 def test_amounts_above_the_threshold_need_two_approvers(session: Session, desk: Desk):
     programs.update_program(session, desk.admin, desk.mdf.id, second_approval_above=100_000)
     claim = claim_with_proof(session, desk, amount=150_000)
-    claims.submit_claim(session, desk.acme_user, claim.id, now=NOW)
+    submit(session, desk, desk.acme_user, claim.id, now=NOW)
     claims.approve_claim(session, desk.finance, claim.id, now=NOW)
     assert claim.state == ClaimState.IN_REVIEW and claim.first_approval_amount == 150_000
     assert money(session, desk).approved == 0
@@ -267,7 +267,7 @@ def test_amounts_above_the_threshold_need_two_approvers(session: Session, desk: 
 def test_per_approver_limits(session: Session, desk: Desk):
     claims.set_approval_limit(session, desk.admin, int(desk.finance.id), "USD", 100_000)
     claim = claim_with_proof(session, desk, amount=150_000)
-    claims.submit_claim(session, desk.acme_user, claim.id, now=NOW)
+    submit(session, desk, desk.acme_user, claim.id, now=NOW)
     with pytest.raises(Forbidden, match="above your approval limit"):
         claims.approve_claim(session, desk.finance, claim.id, now=NOW)
     claims.approve_claim(session, desk.finance2, claim.id, now=NOW)
@@ -294,7 +294,7 @@ def test_double_submits_with_one_key_happen_once(session: Session, desk: Desk):
 
 def test_a_decision_on_a_stale_page_is_refused_with_what_changed(session: Session, desk: Desk):
     claim = claim_with_proof(session, desk)
-    claims.submit_claim(session, desk.acme_user, claim.id, now=NOW)
+    submit(session, desk, desk.acme_user, claim.id, now=NOW)
     seen = claim.version
     claims.return_claim(
         session, desk.finance2, claim.id, reason_code="other", message="Need more", version=seen
@@ -306,12 +306,12 @@ def test_a_decision_on_a_stale_page_is_refused_with_what_changed(session: Sessio
 
 def test_duplicates_are_flagged_across_partners(session: Session, desk: Desk):
     first = claim_with_proof(session, desk, invoice=("Webinars, Inc.", "INV-0042", 300_000))
-    claims.submit_claim(session, desk.acme_user, first.id, now=NOW)
+    submit(session, desk, desk.acme_user, first.id, now=NOW)
     assert not first.flagged
     same_invoice = claim_with_proof(
         session, desk, invoice=("webinars inc", "inv 0042", 300_000), actor=desk.bolt_user
     )
-    claims.submit_claim(session, desk.bolt_user, same_invoice.id, now=NOW)
+    submit(session, desk, desk.bolt_user, same_invoice.id, now=NOW)
     assert same_invoice.flagged
     assert [(f.kind, f.other_claim_id) for f in same_invoice.flags] == [("same_invoice", first.id)]
     assert "of another partner" in same_invoice.flags[0].detail
@@ -325,7 +325,7 @@ def test_duplicates_are_flagged_across_partners(session: Session, desk: Desk):
     data = desk.store.open(first.documents[0].sha256)
     claims.add_document(session, desk.acme_user, desk.store, same_file.id, data=data,
                         filename="copy.pdf", kind="invoice", now=NOW)  # fmt: skip
-    claims.submit_claim(session, desk.acme_user, same_file.id, now=NOW)
+    submit(session, desk, desk.acme_user, same_file.id, now=NOW)
     assert [f.kind for f in same_file.flags] == ["same_file"]
     assert "copy.pdf is also in CLM-" in same_file.flags[0].detail
 
@@ -337,8 +337,8 @@ def test_bulk_approve_takes_clean_claims_and_says_why_not_for_the_rest(
     dup = claim_with_proof(session, desk, amount=10_000, invoice=("A", "1", 20_000),
                            actor=desk.bolt_user)  # fmt: skip
     draft = claim_with_proof(session, desk, amount=10_000, invoice=("B", "2", 20_000))
-    claims.submit_claim(session, desk.acme_user, clean.id, now=NOW)
-    claims.submit_claim(session, desk.bolt_user, dup.id, now=NOW)
+    submit(session, desk, desk.acme_user, clean.id, now=NOW)
+    submit(session, desk, desk.bolt_user, dup.id, now=NOW)
     results = claims.bulk_approve(session, desk.finance, [clean.id, dup.id, draft.id, 999], now=NOW)
     assert [(r.claim_id, r.approved) for r in results] == [
         (clean.id, True), (dup.id, False), (draft.id, False), (999, False)

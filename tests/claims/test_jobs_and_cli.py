@@ -15,7 +15,7 @@ from mdfledger import claims, create_app, jobs, ledger, programs
 from mdfledger.claims import ClaimState, RequestState
 from mdfledger.errors import Conflict
 from mdfledger.ledger.models import Transfer
-from tests.claims.conftest import NOW, Desk, claim_with_proof, propose
+from tests.claims.conftest import NOW, Desk, claim_with_proof, propose, submit
 
 LATER = datetime(2026, 9, 5, 15, 0, tzinfo=UTC)
 AFTER_DEADLINE = datetime(2026, 10, 30, 12, 0, tzinfo=UTC)
@@ -48,7 +48,7 @@ def test_a_claim_in_review_keeps_its_money_past_the_deadline(
     request = propose(session, desk)
     claims.approve_request(session, desk.finance, request.id, now=NOW)
     claim = claim_with_proof(session, desk, request, now=LATER)
-    claims.submit_claim(session, desk.acme_user, claim.id, now=LATER)
+    submit(session, desk, desk.acme_user, claim.id, now=LATER)
     session.commit()
     jobs.run_period_end(session_factory, now=AFTER_DEADLINE)
     with session_factory() as later:
@@ -62,7 +62,7 @@ def test_two_finance_users_approving_at_once_one_wins(
     backend: str, session: Session, desk: Desk, session_factory: sessionmaker[Session]
 ):
     claim = claim_with_proof(session, desk, amount=100_000)
-    claims.submit_claim(session, desk.acme_user, claim.id, now=NOW)
+    submit(session, desk, desk.acme_user, claim.id, now=NOW)
     version = claim.version
     session.commit()
     barrier = threading.Barrier(2)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from mdfledger import claims, ledger, programs
 from mdfledger.claims.holds import payable_account
 from mdfledger.errors import DomainError
-from tests.claims.conftest import NOW, Desk, claim_with_proof, propose
+from tests.claims.conftest import NOW, Desk, claim_with_proof, propose, submit
 
 LATER = datetime(2026, 9, 5, 15, 0, tzinfo=UTC)
 
@@ -78,7 +78,7 @@ def test_money_is_conserved_through_any_sequence(session: Session, desk: Desk, s
                             invoice=("I", str(len(made)), 1), now=NOW,
                         ))  # fmt: skip
                     elif kind == "submit" and made:
-                        claims.submit_claim(session, desk.acme_user, _pick(made, args[0]).id,
+                        submit(session, desk, desk.acme_user, _pick(made, args[0]).id,
                                             now=LATER)  # fmt: skip
                     elif kind == "approve" and made:
                         c = _pick(made, args[0])

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mdfledger import claims, ledger, programs
 from mdfledger.claims.holds import payable_account
 from mdfledger.storage import APP_KEY, LocalStore
-from tests.samples import image_bytes, pdf_bytes
+from tests.samples import image_bytes, pdf_bytes, submit_checked
 from tests.web.test_requests_pages import (
     SETUP,
     World,
@@ -138,7 +138,7 @@ def submitted_claim(
             data=pdf_bytes(f"{number} {title} {claim.id}"), filename="invoice.pdf", kind="invoice",
         )  # fmt: skip
         if submit:
-            claims.submit_claim(session, actor, claim.id)
+            submit_checked(session, actor, LocalStore(world.proof), claim.id)
         session.commit()
         return claim.id
 
