@@ -526,9 +526,7 @@ def serve(host: str, port: int, no_jobs: bool) -> None:
     """Start the web app (Flask's server; use gunicorn wsgi:app in production)."""
     scheduler = None
     if not no_jobs:
-        scheduler = jobs.Scheduler(
-            session_factory(), jobs=current_app.extensions[jobs.JOBS_KEY]
-        )
+        scheduler = jobs.Scheduler(session_factory(), jobs=current_app.extensions[jobs.JOBS_KEY])
     if scheduler is not None:  # the embedded default's jobs: period end, verification sweep
         scheduler.start()
     try:

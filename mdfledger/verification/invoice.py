@@ -27,7 +27,7 @@ import unicodedata
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Generic, TypeVar
 
 import pypdfium2 as pdfium
@@ -133,7 +133,6 @@ class _Line:
 
     text: str
     words: tuple[_Word, ...] = ()  # empty for text layers: every character is certain
-    height: int = 0
 
     def confidence(self, start: int = 0, end: int | None = None) -> int:
         end = len(self.text) if end is None else end
@@ -185,7 +184,7 @@ def _cell_around(line: _Line, pos: int) -> tuple[int, int]:
 
 _AMOUNT = re.compile(
     r"(?<![\w.,'/:-])"  # not the tail of a longer token: ids, dates, times
-    r"(?P<int>\d{1,3}(?P<sep>[,.' ])\d{3}(?:(?P=sep)\d{3})*|\d+)"
+    r"(?P<int>\d{1,3}(?P<sep>[,.' ])\d{3}(?:(?P=sep)\d{3}){0,4}|\d{1,15})"
     r"(?:(?P<dec>[.,])(?P<frac>\d{1,3}))?"
     r"(?!\d|[a-z]|[/:-]\d|[.,']\d| ?%)"
 )
@@ -314,7 +313,7 @@ def _marker_near(text: str, start: int, end: int) -> tuple[str | None, int]:
 
 # "1500 126,00": OCR lost one of the (narrow) spaces of "1 500 126,00". Four or more digits, one
 # space, then a three-digit group with decimals is one number, not a quantity and a price.
-_LOST_SPACE = re.compile(r"(?<![\w.,'/:-])(\d{4,}) $")
+_LOST_SPACE = re.compile(r"(?<![\w.,'/:-])(\d{4,9}) $")
 
 
 def _amounts(text: str) -> list[_Amount]:
@@ -1138,7 +1137,7 @@ def _ocr_lines(data: dict[str, list[Any]]) -> list[_Line]:
                 continue
         rows.append([top, bottom, list(indexes)])
     lines = []
-    for top, bottom, indexes in rows:
+    for *_, indexes in rows:
         indexes.sort(key=lambda i: data["left"][i])
         heights = sorted(data["height"][i] for i in indexes)
         gap_wide = 1.2 * heights[len(heights) // 2]
@@ -1159,7 +1158,7 @@ def _ocr_lines(data: dict[str, list[Any]]) -> list[_Line]:
             )
             text += word
             previous_right = left + data["width"][i]
-        lines.append(_Line(text, tuple(words), bottom - top))
+        lines.append(_Line(text, tuple(words)))
     return lines
 
 
@@ -1438,8 +1437,8 @@ def compare_invoice(
     files that could not be read at all."""
     count = len(readings)
     tolerance = actual_cost * tolerance_bp // 10_000
-    earliest = date.fromordinal(starts_on.toordinal() - issued_grace_days)
-    latest = date.fromordinal(ends_on.toordinal() + issued_grace_days)
+    earliest = starts_on - timedelta(days=issued_grace_days)
+    latest = ends_on + timedelta(days=issued_grace_days)
     evidence: dict[str, Any] = {
         "documents": [reading.as_dict() for reading in readings],
         "unreadable": [{"filename": name, "reason": reason} for name, reason in unreadable],

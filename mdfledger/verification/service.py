@@ -371,9 +371,7 @@ def _per_document(
             marks = rules.markers(
                 work.policy.page_markers, partner=work.partner_name, claim=work.reference
             )
-            finding = check_page(
-                proof.url, marks, kit.fetch_policy, now=now, final_attempt=final
-            )
+            finding = check_page(proof.url, marks, kit.fetch_policy, now=now, final_attempt=final)
         else:
             try:
                 data = _read(kit, proof)

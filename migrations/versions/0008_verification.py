@@ -83,9 +83,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_verification_checks")),
     )
     op.create_index("ix_verification_checks_claim", "verification_checks", ["claim_id", "id"])
-    op.create_index(
-        "ix_verification_checks_kind_at", "verification_checks", ["kind", "checked_at"]
-    )
+    op.create_index("ix_verification_checks_kind_at", "verification_checks", ["kind", "checked_at"])
     op.create_table(
         "verification_leads",
         sa.Column("id", BigInt, nullable=False),

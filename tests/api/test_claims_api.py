@@ -102,7 +102,10 @@ def test_from_proposal_to_a_partly_approved_claim_the_partner_understands(world:
     # Submitted, it waits for finance with the request's money held for it.
     claim = ok(world.post("partner", f"/api/v1/claims/{claim['id']}/submit", {
         "version": claim["version"]}))  # fmt: skip
-    assert (claim["state"], claim["held"], claim["flagged"]) == ("in_review", "800.00", False)
+    # The answer is the claim as committed; its proof is checked right after.
+    assert (claim["state"], claim["held"], claim["flagged"]) == ("verifying", "800.00", False)
+    claim = ok(world.get("partner", f"/api/v1/claims/{claim['id']}"))
+    assert claim["state"] == "in_review"
     queue = ok(world.get("finance", f"/api/v1/claims?program_id={world.clm}&sort=newest"))
     assert queue["items"][0]["id"] == claim["id"]
 
@@ -122,8 +125,8 @@ def test_from_proposal_to_a_partly_approved_claim_the_partner_understands(world:
     # The partner reads why, on the claim and on the request.
     seen = ok(world.get("partner", f"/api/v1/claims/{claim['id']}"))
     assert [(e["event"], e["to_state"]) for e in seen["timeline"]] == [
-        ("create", "draft"), ("submit", "submitted"), ("review", "in_review"),
-        ("approve", "approved"),
+        ("create", "draft"), ("submit", "submitted"), ("verify", "verifying"),
+        ("review", "in_review"), ("approve", "approved"),
     ]  # fmt: skip
     last = seen["timeline"][-1]
     assert (last["amount"], last["reason_code"], last["message"], last["actor_name"]) == (
@@ -278,7 +281,8 @@ def test_proof_is_checked_and_a_draft_changed_before_submission(world: World) ->
     ok(world.patch("partner", url, {"invoice_total": "300.00"}))
     ok(upload(world, "partner", made["id"], pdf_bytes("AdCo A-77"), "a77.pdf", "invoice"), 201)
     submitted = ok(world.post("partner", f"{url}/submit", {"message": "All there"}))
-    assert (submitted["state"], submitted["held"]) == ("in_review", "120.00")
+    assert (submitted["state"], submitted["held"]) == ("verifying", "120.00")
+    assert ok(world.get("partner", url))["state"] == "in_review"
     assert submitted["timeline"][1]["message"] == "All there"
     late = upload(world, "partner", made["id"], pdf_bytes("more"), "more.pdf", "other")
     assert "only a draft or a returned claim" in assert_error(late, 409, "conflict")["message"]

@@ -110,9 +110,7 @@ class Site:
                     session, partner, self.app.extensions[storage.APP_KEY], claim.id,
                     data=pdf_bytes("INV-77"), filename="invoice-77.pdf", kind="invoice",
                 )  # fmt: skip
-                submit_checked(
-                    session, partner, self.app.extensions[storage.APP_KEY], claim.id
-                )
+                submit_checked(session, partner, self.app.extensions[storage.APP_KEY], claim.id)
             session.commit()
             return claim.id
 

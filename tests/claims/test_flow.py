@@ -72,6 +72,7 @@ def test_the_whole_path_with_a_partial_approval(session: Session, desk: Desk):
     assert steps == [
         ("create", "draft", None),
         ("submit", "submitted", None),
+        ("verify", "verifying", None),
         ("review", "in_review", None),
         ("approve", "approved", "ineligible_cost"),
     ]

@@ -8,8 +8,8 @@ import json
 import time
 from datetime import date
 
-import pytest
 import pytesseract
+import pytest
 from PIL import Image
 
 from mdfledger.demo_proof import invoice_pdf
@@ -143,7 +143,10 @@ def test_an_amount_due_box_with_the_amount_under_its_label():
 
 
 def test_a_total_whose_label_was_misread_is_found_by_adding_up():
-    text = "Atelier SAS\nMontant HT 2 324,99 \u20ac\nTVA 7 % 162,75 \u20ac\nMontant TIC 2 487,74 \u20ac"
+    text = (
+        "Atelier SAS\nMontant HT 2 324,99 \u20ac\nTVA 7 % 162,75 \u20ac\n"
+        "Montant TIC 2 487,74 \u20ac"  # OCR's misreading of "TTC"
+    )
     assert fields(text)["total"] == 248774
 
 
@@ -330,8 +333,14 @@ def reading(
 
 
 def judge(*readings: InvoiceReading, cost: int = 123456, **kw: object):
-    options: dict = {"currency": "USD", "actual_cost": cost, "starts_on": STARTS,
-                     "ends_on": ENDS, "partner_name": "Acme Networks", "tolerance_bp": 100}  # fmt: skip
+    options: dict = {
+        "currency": "USD",
+        "actual_cost": cost,
+        "starts_on": STARTS,
+        "ends_on": ENDS,
+        "partner_name": "Acme Networks",
+        "tolerance_bp": 100,
+    }
     options.update(kw)
     return compare_invoice(list(readings), **options)
 
@@ -371,7 +380,9 @@ def test_two_invoices_add_up_to_the_cost():
 def test_an_invoice_dated_long_before_the_activity_fails():
     found = judge(reading(issued=date(2026, 1, 5)))
     assert found.outcome == Outcome.FAIL
-    assert found.summary == "Invoice INV-0042 is dated 2026-01-05, 41 days before the activity started"
+    assert (
+        found.summary == "Invoice INV-0042 is dated 2026-01-05, 41 days before the activity started"
+    )
     assert judge(reading(issued=date(2026, 1, 5)), issued_grace_days=45).outcome == Outcome.PASS
     after = judge(reading(issued=date(2026, 4, 1)))
     assert after.summary == "Invoice INV-0042 is dated 2026-04-01, 43 days after the activity ended"
@@ -380,7 +391,9 @@ def test_an_invoice_dated_long_before_the_activity_fails():
 def test_an_invoice_issued_by_the_partner_itself_fails():
     found = judge(reading(issuer="ACME NETWORKS, Inc."))
     assert found.outcome == Outcome.FAIL
-    assert found.summary == "Invoice INV-0042 was issued by the partner itself (ACME NETWORKS, Inc.)"
+    assert (
+        found.summary == "Invoice INV-0042 was issued by the partner itself (ACME NETWORKS, Inc.)"
+    )
     assert same_company("Acme Networks GmbH", "acme networks") and not same_company(
         "Acme Networks", "Webinars Inc"
     )
@@ -413,5 +426,6 @@ def test_an_unreadable_invoice_is_inconclusive_with_the_reason():
     beside = judge(reading(), unreadable=[("b.pdf", "the file is empty")])
     assert beside.outcome == Outcome.INCONCLUSIVE
     assert beside.summary == (
-        "Invoice total 1,234.56 USD matches the claimed cost; Could not read b.pdf: the file is empty"
+        "Invoice total 1,234.56 USD matches the claimed cost; "
+        "Could not read b.pdf: the file is empty"
     )

@@ -39,11 +39,8 @@ def test_each_field_stays_above_its_measured_floor(report: AccuracyReport, field
     assert report.accuracy(field) >= FLOORS[field], "\n".join(report.lines())
 
 
-def test_ocr_pages_take_about_a_second_on_one_core(report: AccuracyReport):
-    # The target is under 1 s per page (`mdfledger bench ocr` measures it); the bound here is
-    # looser so a busy CI machine does not fail it, but 4 threads or 600 dpi would.
-    assert report.median("ocr") < 1.5, "\n".join(report.lines())
-    assert report.median("text") < 0.1
+def test_the_report_gives_the_benchmark_figures(report: AccuracyReport):
+    # Speed is measured by `mdfledger bench ocr` (docs/benchmarks.md), not asserted here.
     lines = report.lines()
     assert lines[0].startswith("Invoice reading on 24 invoices")
     assert any(line.strip().startswith("total") for line in lines)

@@ -533,7 +533,7 @@ def test_a_double_post_with_the_same_key_decides_once(world: World) -> None:
     with world.sessions() as session:
         claim = session.get(claims.Claim, claim_id)
         events = [e.event for e in claims.timeline(session, claim)]
-    assert events == ["create", "submit", "review", "approve"]
+    assert events == ["create", "submit", "verify", "review", "approve"]
 
 
 def test_a_second_approver_is_named_with_the_amount(world: World) -> None:
