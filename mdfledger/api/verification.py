@@ -9,8 +9,6 @@ rules; staff read the rules.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from flask import url_for
@@ -22,7 +20,6 @@ from mdfledger.api.auth import api_actor, require_roles
 from mdfledger.api.errors import documented_errors
 from mdfledger.auth.scope import MANAGERS, STAFF
 from mdfledger.db import get_read_session, get_session
-from mdfledger.errors import ValidationError
 from mdfledger.programs.schemas import to_minor
 from mdfledger.verification import schemas as s
 
@@ -124,26 +121,11 @@ def put_rules(args: dict[str, Any], program_id: int) -> dict[str, Any]:
     session, actor = get_session(), api_actor()
     program = programs.get_program(session, actor, program_id)
     auto = to_minor(args["auto_approve_up_to"], program.currency, "auto_approve_up_to")
-    with _field_names():
-        verification.set_policy(
-            session, actor, program.id, auto_approve_up_to=auto,
-            tolerance_bp=args["tolerance_bp"], invoice_grace_days=args["invoice_grace_days"],
-            page_markers="\n".join(args["page_markers"]), min_leads=args["min_leads"],
-            recheck_days=args["recheck_days"],
-        )  # fmt: skip
+    verification.set_policy(
+        session, actor, program.id, auto_approve_up_to=auto,
+        tolerance_bp=args["tolerance_bp"], invoice_grace_days=args["invoice_grace_days"],
+        page_markers="\n".join(args["page_markers"]), min_leads=args["min_leads"],
+        recheck_days=args["recheck_days"],
+    )  # fmt: skip
     session.commit()
     return s.policy_out(program, verification.policy_of(session, program.id))
-
-
-@contextmanager
-def _field_names() -> Iterator[None]:
-    """The service calls the limit `auto`; the API body calls it auto_approve_up_to."""
-    try:
-        yield
-    except ValidationError as error:
-        if error.details.get("field") == "auto":
-            raise ValidationError(
-                "auto_approve_up_to must be above zero (null: never approve automatically)",
-                field="auto_approve_up_to",
-            ) from None
-        raise

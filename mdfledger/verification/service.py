@@ -116,7 +116,11 @@ def set_policy(
     """Set a program's verification rules (admins and finance)."""
     require_role(actor, *MANAGERS)
     program = get_program(session, actor, program_id)
-    auto = None if auto_approve_up_to is None else positive_amount(auto_approve_up_to, "auto")
+    auto = (
+        None
+        if auto_approve_up_to is None
+        else positive_amount(auto_approve_up_to, "auto_approve_up_to")
+    )
     values: dict[str, Any] = {
         "auto_approve_up_to": auto,
         "tolerance_bp": _whole(tolerance_bp, "tolerance_bp", 0, 10_000),

@@ -378,7 +378,7 @@ def _viewer(document: Document) -> str:
     return "download"
 
 
-def _claim_page(
+def claim_page(
     claim_id: int,
     *,
     failed: tuple[str, Any] | None = None,
@@ -461,13 +461,13 @@ def _claim_page(
 @bp.get("/claims/<int:claim_id>")
 @require_roles(*ALL_ROLES)
 def claim(claim_id: int) -> Any:
-    return _claim_page(claim_id)
+    return claim_page(claim_id)
 
 
 @bp.post("/claims/<int:claim_id>/<action>")
 @require_roles(*DECIDERS)
 def claim_action(claim_id: int, action: str) -> Any:
-    done, response = run_decision("claim", claim_id, action, _claim_page)
+    done, response = run_decision("claim", claim_id, action, claim_page)
     if response is not None:
         return response
     cur = done.currency
@@ -600,7 +600,7 @@ def add_link(claim_id: int) -> Any:
         if document is not None:
             flash(f"Added the {KIND_LABELS[document.kind].lower()} {document.url}", "success")
             return redirect(url_for("web.claim", claim_id=claim_id) + "#documents")
-    return _claim_page(claim_id, link_form=form, status=422)
+    return claim_page(claim_id, link_form=form, status=422)
 
 
 @bp.post("/claims/<int:claim_id>/documents/<int:document_id>/remove")
@@ -619,7 +619,7 @@ def remove_document(claim_id: int, document_id: int) -> Any:
         raise
     except DomainError as error:
         session.rollback()
-        return _claim_page(claim_id, problem=sentence(error.message), status=error.http_status)
+        return claim_page(claim_id, problem=sentence(error.message), status=error.http_status)
     session.commit()
     flash(f"Removed {shown}", "success")
     return redirect(url_for("web.claim", claim_id=claim_id) + "#documents")

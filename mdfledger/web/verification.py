@@ -33,7 +33,7 @@ from mdfledger.errors import DomainError, Forbidden, NotFound
 from mdfledger.money import format_amount
 from mdfledger.verification.service import RERUNNABLE
 from mdfledger.web import bp, call_service, money, parse_money
-from mdfledger.web.claims import _claim_page
+from mdfledger.web.claims import claim_page
 from mdfledger.web.partners import MANAGERS, STAFF, actor_names, is_manager
 from mdfledger.web.requests import sentence
 
@@ -184,7 +184,7 @@ def rerun_check(claim_id: int) -> Any:
         raise
     except DomainError as error:
         session.rollback()  # nothing is asked for
-        return _claim_page(claim_id, problem=sentence(error.message), status=error.http_status)
+        return claim_page(claim_id, problem=sentence(error.message), status=error.http_status)
     session.commit()  # the embedded default runs the check now; a worker does elsewhere
     flash(f"The {CHECK_LABELS[kind].lower()} check is running again", "success")
     return redirect(url_for("web.claim", claim_id=claim_id) + "#checks")
@@ -275,7 +275,7 @@ def save_program_verification(program_id: int) -> Any:
                 recheck_days=form.recheck_days.data,
             )  # fmt: skip
 
-        if call_service(form, save, {"auto": "auto_approve_up_to"}) is not None:
+        if call_service(form, save) is not None:
             flash(f"Verification rules of {program.code} saved", "success")
             return redirect(url_for("web.program_verification", program_id=program.id))
     return _rules_page(program, form, 422)
