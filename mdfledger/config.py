@@ -60,6 +60,20 @@ class Settings:
     # or loopback: for tests and staging only; empty in production.
     verify_allow_hosts: tuple[str, ...] = ()
     ocr_max_pages: int = DEFAULT_OCR_MAX_PAGES
+    # Payouts (payouts/): the manual provider always; Stripe Connect when a key is set.
+    stripe_api_key: str = ""  # sk_live_... / sk_test_...
+    stripe_api_base: str = ""  # only for a Stripe-compatible test server
+    stripe_webhook_secret: str = ""  # whsec_...: the webhook endpoint's signing secret
+    # Engagement events (engagement/): e-mail through SMTP, SNS and EventBridge through boto3
+    # (credentials from boto3's usual chain).
+    smtp_host: str = ""  # empty: e-mail destinations fail with a clear reason (and retry)
+    smtp_port: int = 25
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    mail_from: str = "mdfledger@localhost"
+    aws_region: str = "us-east-1"
+    aws_endpoint_url: str = ""  # only for AWS-compatible servers (moto)
 
     @property
     def is_production(self) -> bool:
@@ -100,6 +114,17 @@ class Settings:
                 if host.strip()
             ),
             ocr_max_pages=_whole_number(env, "MDFLEDGER_OCR_MAX_PAGES", DEFAULT_OCR_MAX_PAGES),
+            stripe_api_key=env.get("MDFLEDGER_STRIPE_API_KEY", ""),
+            stripe_api_base=env.get("MDFLEDGER_STRIPE_API_BASE", ""),
+            stripe_webhook_secret=env.get("MDFLEDGER_STRIPE_WEBHOOK_SECRET", ""),
+            smtp_host=env.get("MDFLEDGER_SMTP_HOST", ""),
+            smtp_port=_whole_number(env, "MDFLEDGER_SMTP_PORT", 25),
+            smtp_user=env.get("MDFLEDGER_SMTP_USER", ""),
+            smtp_password=env.get("MDFLEDGER_SMTP_PASSWORD", ""),
+            smtp_starttls=env.get("MDFLEDGER_SMTP_STARTTLS", "") in {"1", "true", "yes"},
+            mail_from=env.get("MDFLEDGER_MAIL_FROM") or "mdfledger@localhost",
+            aws_region=env.get("MDFLEDGER_AWS_REGION") or "us-east-1",
+            aws_endpoint_url=env.get("MDFLEDGER_AWS_ENDPOINT_URL", ""),
         )
 
     def validate(self) -> None:
@@ -116,6 +141,23 @@ class Settings:
             )
         self._validate_proof_storage()
         self._validate_jobs()
+        self._validate_payouts()
+
+    def _validate_payouts(self) -> None:
+        if self.stripe_api_key and not self.stripe_api_key.startswith(("sk_", "rk_")):
+            raise ConfigError(
+                "MDFLEDGER_STRIPE_API_KEY must be a Stripe secret or restricted key (sk_... or"
+                " rk_...)"
+            )
+        if self.stripe_api_key and not self.stripe_webhook_secret.startswith("whsec_"):
+            raise ConfigError(
+                "MDFLEDGER_STRIPE_API_KEY is set: set MDFLEDGER_STRIPE_WEBHOOK_SECRET to the"
+                " webhook endpoint's signing secret (whsec_...) so payouts can be confirmed"
+            )
+        if self.is_production and self.stripe_api_base:
+            raise ConfigError("MDFLEDGER_STRIPE_API_BASE is for test servers, not production")
+        if not 1 <= self.smtp_port <= 65535:
+            raise ConfigError("MDFLEDGER_SMTP_PORT must be from 1 to 65535")
 
     def _validate_jobs(self) -> None:
         if self.jobs not in JOB_MODES:

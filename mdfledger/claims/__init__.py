@@ -35,6 +35,7 @@ from mdfledger.claims.requests import (
 )
 from mdfledger.claims.rules import ClaimState, ReasonCode, RequestState
 from mdfledger.claims.service import (
+    APPROVED_JOB,
     VERIFY_JOB,
     BulkResult,
     add_document,
@@ -46,6 +47,7 @@ from mdfledger.claims.service import (
     expire_claims,
     get_claim,
     get_document,
+    mark_paid,
     missing_proof,
     reject_claim,
     remove_document,
@@ -59,6 +61,7 @@ from mdfledger.claims.service import (
 from mdfledger.claims.workflow import approval_limit, timeline
 
 __all__ = [
+    "APPROVED_JOB",
     "VERIFY_JOB",
     "WAITING",
     "ApprovalLimit",
@@ -93,6 +96,7 @@ __all__ = [
     "get_document",
     "get_request",
     "held",
+    "mark_paid",
     "missing_proof",
     "queue_currency",
     "reject_claim",

@@ -655,6 +655,8 @@ def approve_claim(
     )  # fmt: skip
     if claim.request_id is not None:
         _request_claimed(session, actor, claim, now)
+    # Paid out after this commits: at once where the program pays immediately (payouts).
+    background.enqueue(session, APPROVED_JOB, claim_id=claim.id)
     partial = amount < claim.claimed_amount
     audit.record(
         session, actor, "claim.approve", object_type="claim", object_id=claim.id,
@@ -663,6 +665,39 @@ def approve_claim(
         before={"state": old},
         after={"state": claim.state, "approved_amount": amount, "reason_code": reason_code},
         subject_partner_id=claim.partner_id,
+    )  # fmt: skip
+    return claim
+
+
+APPROVED_JOB = "claim_approved"
+
+
+def mark_paid(
+    session: Session,
+    actor: Actor,
+    claim_id: int,
+    *,
+    message: str,
+    now: datetime | None = None,
+) -> Claim:
+    """The claim's money reached the partner (a payout settled): approved -> paid, with the
+    payout named on the timeline. A claim already paid is left as it is (webhooks repeat)."""
+    claim, _full, now = workflow.begin(session, actor, Claim, claim_id, None, None, now)
+    if claim.state == ClaimState.PAID:
+        if _who(actor, claim) not in CLAIM_TRANSITIONS[(ClaimState.APPROVED, "pay")][1]:
+            raise Forbidden("only finance and the payouts mark claims paid")
+        return claim
+    old = claim.state
+    claim.state = next_state(CLAIM_TRANSITIONS, WHAT, old, "pay", _who(actor, claim))
+    session.flush()
+    note = clean_text(message, "message", 2000)
+    workflow.record(
+        session, actor, claim, "pay", old, amount=claim.approved_amount, message=note, now=now
+    )
+    audit.record(
+        session, actor, "claim.pay", object_type="claim", object_id=claim.id,
+        summary=f"Paid {claim.reference}: {note}", before={"state": old},
+        after={"state": claim.state}, subject_partner_id=claim.partner_id,
     )  # fmt: skip
     return claim
 

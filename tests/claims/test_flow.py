@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mdfledger import claims, ledger, programs
+from mdfledger.actor import Actor
 from mdfledger.claims import ClaimState, RequestState
 from mdfledger.claims.holds import payable_account
 from mdfledger.errors import Conflict, Forbidden, NotFound, ValidationError
@@ -391,3 +392,24 @@ def test_the_database_refuses_inconsistent_rows(
     with pytest.raises(IntegrityError, match=constraint):
         session.execute(target.update().values(**values).where(target.c.id == ids[table]))
     session.rollback()
+
+
+def test_a_settled_payout_marks_the_claim_paid_once(session: Session, desk: Desk):
+    from mdfledger import background
+
+    claim = claim_with_proof(session, desk, amount=150_000, now=LATER)
+    submit(session, desk, desk.acme_user, claim.id, now=LATER)
+    with pytest.raises(Conflict, match="cannot"):  # not approved yet: nothing to pay
+        claims.mark_paid(session, claims.service.SYSTEM, claim.id, message="PO-1", now=LATER)
+    claims.approve_claim(session, desk.finance, claim.id, now=LATER)
+    # The payouts job is asked for once the approval commits.
+    assert ("claim_approved", {"claim_id": claim.id}) in background.pending(session)
+
+    payout = Actor.system("payouts")
+    claims.mark_paid(session, payout, claim.id, message="Payout PO-7 settled", now=LATER)
+    claims.mark_paid(session, payout, claim.id, message="Payout PO-7 settled", now=LATER)
+    assert claim.state == ClaimState.PAID
+    paid = [e for e in claims.timeline(session, claim) if e.event == "pay"]
+    assert [(e.message, e.amount) for e in paid] == [("Payout PO-7 settled", 150_000)]
+    with pytest.raises(Forbidden):
+        claims.mark_paid(session, desk.acme_user, claim.id, message="mine", now=LATER)
