@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
 PENDING = "mdfledger.background.pending"
+MARKS = "mdfledger.background.savepoints"  # savepoint -> jobs pending when it began
 
 Runner = Callable[[str, dict[str, Any]], None]
 
@@ -38,6 +39,8 @@ def install(sessions: sessionmaker[Session], runner: Runner) -> None:
 
     @event.listens_for(sessions, "after_commit")
     def _after_commit(session: Session) -> None:
+        if session.in_nested_transaction():  # a savepoint released: the work is not committed
+            return
         jobs = session.info.pop(PENDING, [])
         for job, kwargs in jobs:
             try:
@@ -45,6 +48,16 @@ def install(sessions: sessionmaker[Session], runner: Runner) -> None:
             except Exception:  # the change is committed; a lost job is found by the sweeper
                 log.exception("background job %s %s could not be started", job, kwargs)
 
+    @event.listens_for(sessions, "after_transaction_create")
+    def _savepoint(session: Session, transaction: Any) -> None:
+        if transaction.nested:  # jobs asked for inside it go if it rolls back
+            session.info.setdefault(MARKS, {})[transaction] = len(session.info.get(PENDING, ()))
+
     @event.listens_for(sessions, "after_soft_rollback")
-    def _after_rollback(session: Session, _previous: Any) -> None:
-        session.info.pop(PENDING, None)
+    def _after_rollback(session: Session, previous: Any) -> None:
+        mark = session.info.get(MARKS, {}).pop(previous, None)
+        if previous.nested and mark is not None:
+            del session.info.get(PENDING, [])[mark:]
+        elif not previous.nested:
+            session.info.pop(PENDING, None)
+            session.info.pop(MARKS, None)
