@@ -24,8 +24,11 @@ from mdfledger.audit.cli import audit_group
 from mdfledger.auth import Role
 from mdfledger.csvfile import parse_date
 from mdfledger.db import get_read_session, get_session, session_factory
+from mdfledger.engagement.cli import events_group
+from mdfledger.engagement.signals_cli import engagement_group
 from mdfledger.errors import DomainError
 from mdfledger.money import format_amount, parse_amount, validate_currency
+from mdfledger.payouts.cli import payouts_group, reconcile_group
 from mdfledger.verification.cli import ocr_invoice, verification_group, worker
 
 _CLI_ACTOR = Actor.system("cli")
@@ -536,10 +539,28 @@ def serve(host: str, port: int, no_jobs: bool) -> None:
             scheduler.stop()
 
 
+@click.command("upkeep", cls=_Command)
+@with_appcontext
+@click.option(
+    "--signals/--no-signals", default=True, help="Also work out partner activity signals."
+)
+def upkeep_command(signals: bool) -> None:
+    """Scheduled payout runs, payout recovery and retries, event deliveries that are due, and
+    partner activity signals. Run it every minute from cron (--no-signals) and once a day with
+    signals; the embedded default's scheduler does this in `mdfledger serve`."""
+    ctx, _runner = current_app.extensions[jobs.JOBS_KEY]
+    done = jobs.upkeep(ctx, signals=signals)
+    click.echo(f"payouts: {done.payouts_created} created, {done.payouts_recovered} recovered")
+    click.echo(f"events: {done.events_delivered} delivered")
+    if done.signals_turned_on is not None:
+        click.echo(f"signals: {done.signals_turned_on} turned on")
+
+
 def register_commands(app: Flask) -> None:
     commands = (
         db_group, verify_ledger_command, ledger_group, users_group, tokens_group, funds_group,
         import_group, audit_group, verification_group, ocr_invoice, worker,
+        payouts_group, reconcile_group, events_group, engagement_group, upkeep_command,
         demo_command, bench_group, serve,
     )  # fmt: skip
     for command in commands:

@@ -116,6 +116,9 @@ MODEL_MODULES = (
     "mdfledger.audit.models",
     "mdfledger.claims.models",
     "mdfledger.verification.models",
+    "mdfledger.payouts.models",
+    "mdfledger.engagement.models",
+    "mdfledger.engagement.signal_models",
 )
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mdfledger import auth, claims, demo_proof, programs, verification
+from mdfledger import auth, claims, demo_payouts, demo_proof, programs, verification
 from mdfledger.actor import Actor
 from mdfledger.auth import Role
 from mdfledger.clock import ensure_utc, utcnow
@@ -200,8 +200,14 @@ def seed(
             now=at,
         )  # fmt: skip
 
+    demo_payouts.setup(session, SEEDER, mdf, coop, partners, opened)
+
+    def payout_run(at: datetime) -> None:
+        demo_payouts.run(session, demo.finance["finance"], at, clock.at(2, 12))
+
     demo.story.at(1, 13, import_purchases)
     demo.story.at(2, 11, automatic_approval)
+    demo.story.at(3, 20, payout_run)
     _tell(demo)
     demo.story.play()
     return DemoBook(

@@ -1,29 +1,33 @@
 """Background jobs. Each job opens its own session and owns its transactions.
 
-Two kinds. Scheduled jobs (period end, page re-checks, lost verifications) run from the
-`mdfledger` command (cron calls it) and, in the embedded default, from the in-process Scheduler
-that `mdfledger serve` starts. Jobs that services ask for after a commit (`background.enqueue`:
-verifying a submitted claim, re-running a check) run in-process right after the commit in the
-embedded default (InlineRunner), or as Celery tasks on `mdfledger worker` processes with a
-Redis broker in production (CeleryRunner, `celery_app`).
+Two kinds. Scheduled jobs (period end, page re-checks, lost verifications, scheduled payout
+runs and payout recovery, activity signals, event delivery retries) run from the `mdfledger`
+command (cron calls it) and, in the embedded default, from the in-process Scheduler that
+`mdfledger serve` starts. Jobs that services ask for after a commit (`background.enqueue`:
+verifying a submitted claim, re-running a check, paying an approved claim, sending a payout,
+delivering events) run in-process right after the commit in the embedded default
+(InlineRunner), or as Celery tasks on `mdfledger worker` processes with a Redis broker in
+production (CeleryRunner, `celery_app`).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from mdfledger import background, claims, ledger, programs, verification
+from mdfledger import background, claims, engagement, ledger, payouts, programs, verification
 from mdfledger.actor import Actor
 from mdfledger.clock import ensure_utc, utcnow
 from mdfledger.config import Settings
+from mdfledger.engagement.signals import signals_job
 
 log = logging.getLogger(__name__)
 SWEEPER = Actor.system("expire-pending")
@@ -73,11 +77,18 @@ def run_period_end(
 
 @dataclass(frozen=True)
 class Context:
-    """What jobs need: sessions that write, sessions that only read, and the checks' toolkit."""
+    """What jobs need: sessions that write, sessions that only read, the checks' toolkit, the
+    payout providers and the event senders."""
 
     sessions: sessionmaker[Session]
     read_sessions: sessionmaker[Session]
     kit: verification.Toolkit
+    providers: Mapping[str, payouts.Provider] = field(
+        default_factory=lambda: payouts.providers_from_settings(None)
+    )
+    senders: engagement.Senders = field(
+        default_factory=lambda: engagement.senders_from_settings(None)
+    )
 
 
 def context_from_settings(settings: Settings) -> Context:
@@ -89,6 +100,8 @@ def context_from_settings(settings: Settings) -> Context:
         db.make_session_factory(engine),
         db.make_session_factory(engine, read_only=True),
         toolkit_from_settings(settings, storage.store_from_settings(settings)),
+        payouts.providers_from_settings(settings),
+        engagement.senders_from_settings(settings),
     )
 
 
@@ -155,11 +168,68 @@ def rerun_check(
         session.commit()
 
 
+# --- payouts and events ---------------------------------------------------------------------
+
+
+def pay_approved_claim(
+    ctx: Context, claim_id: int, *, final: bool = True, now: datetime | None = None
+) -> None:
+    """An approved claim's program pays immediately: pay the partner now (the payout is sent
+    by its own job once this commits)."""
+    payouts.on_claim_approved(ctx.sessions, claim_id, now=now)
+
+
+def send_payout(
+    ctx: Context, payout_id: int, *, final: bool = True, now: datetime | None = None
+) -> None:
+    """Send a payout to its provider. An unknown answer (timeout, 5xx, 429) is tried again by
+    the worker with the same idempotency key; on the last try it is left pending for
+    recovery, which asks the provider before sending again."""
+    try:
+        payouts.send_payout(ctx.sessions, ctx.providers, payout_id, now=now)
+    except payouts.TransientPayoutError:
+        if not final:
+            raise
+        log.warning("payout %s left pending for recovery", payout_id, exc_info=True)
+
+
+def deliver_events(
+    ctx: Context, partner_id: int | None = None, *, final: bool = True, now: datetime | None = None
+) -> None:
+    """Deliver a partner's due events (a failed delivery is retried on its own schedule by
+    the sweep, not by the task)."""
+    engagement.deliver(ctx.sessions, ctx.senders, partner_id=partner_id, now=now)
+
+
 # The jobs services may enqueue, by name (background.enqueue(session, name, **kwargs)).
 JOBS: dict[str, Callable[..., Any]] = {
     claims.VERIFY_JOB: verify_claim,
     verification.RERUN_JOB: rerun_check,
+    claims.APPROVED_JOB: pay_approved_claim,
+    payouts.SEND_JOB: send_payout,
+    engagement.DELIVER_JOB: deliver_events,
 }
+
+
+@dataclass(frozen=True)
+class Upkeep:
+    payouts_created: int  # by scheduled runs (and immediate programs' held-back claims)
+    payouts_recovered: int  # in-flight payouts confirmed, resent or retried
+    events_delivered: int
+    signals_turned_on: int | None  # None: not run this time (signals run once a day)
+
+
+def upkeep(ctx: Context, *, now: datetime | None = None, signals: bool = True) -> Upkeep:
+    """The frequent jobs: scheduled payout runs (each new payout is sent by its own job after
+    the run commits), payout recovery (crashes, timeouts, retries with backoff), event
+    deliveries due for a retry, and partner activity signals. Each is idempotent and safe to
+    run concurrently with itself."""
+    when = ensure_utc(now or utcnow())
+    run = payouts.scheduled_run(ctx.sessions, now=when)
+    recovered = payouts.recover(ctx.sessions, ctx.providers, now=when)
+    delivered = engagement.deliver(ctx.sessions, ctx.senders, now=when)
+    turned_on = signals_job(ctx.sessions, now=when).turned_on if signals else None
+    return Upkeep(len(run.payouts), recovered.touched, len(delivered.delivered), turned_on)
 
 
 @dataclass(frozen=True)
@@ -216,11 +286,16 @@ def runner_for(settings: Settings, ctx: Context) -> background.Runner:
 
 
 def init_app(app: Any, settings: Settings, store: Any) -> None:
-    """Run the jobs the app's services enqueue, the way the settings say."""
+    """Run the jobs the app's services enqueue, the way the settings say. The payout
+    providers and event senders are the app's own (pages and jobs share them)."""
+    payouts.init_app(app, settings)
+    app.extensions.setdefault(engagement.APP_KEY, engagement.senders_from_settings(settings))
     ctx = Context(
         app.extensions["mdfledger.db"],
         app.extensions["mdfledger.db.read"],
         toolkit_from_settings(settings, store),
+        app.extensions[payouts.APP_KEY],
+        app.extensions[engagement.APP_KEY],
     )
     runner = runner_for(settings, ctx)
     background.install(ctx.sessions, runner)
@@ -261,7 +336,7 @@ def celery_app(settings: Settings) -> Any:
             final = self.request.retries >= RETRIES
             try:
                 JOBS[job](context(), **kwargs, final=final)
-            except (TransientCheckError, OperationalError) as error:
+            except (TransientCheckError, payouts.TransientPayoutError, OperationalError) as error:
                 raise self.retry(exc=error, countdown=30 * 2**self.request.retries) from error
 
     for job in JOBS:
@@ -271,18 +346,21 @@ def celery_app(settings: Settings) -> Any:
 
 class Scheduler:
     """The embedded default's scheduler: one daemon thread running the daily jobs every
-    `interval` seconds (they are idempotent, so running hourly costs a few queries). In
-    production cron runs `mdfledger funds expire` and `mdfledger verification sweep`."""
+    `interval` seconds (they are idempotent, so running hourly costs a few queries) and the
+    upkeep (payout recovery and runs, event retries) every `tick` seconds. In production cron
+    runs `mdfledger funds expire`, `mdfledger verification sweep` and `mdfledger upkeep`."""
 
     def __init__(
         self,
         sessions: sessionmaker[Session],
         *,
         interval: float = 3600.0,
+        tick: float = 60.0,
         clock: Callable[[], datetime] = utcnow,
         jobs: tuple[Context, background.Runner] | None = None,
     ) -> None:
         self.sessions, self.interval, self.clock, self.jobs = sessions, interval, clock, jobs
+        self.tick = tick
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.runs = 0
@@ -299,6 +377,7 @@ class Scheduler:
                 verification_sweep(*self.jobs, now=self.clock())
             except Exception:
                 log.exception("verification sweep failed")
+        self.run_upkeep(signals=True)
         if result.reservations_expired or result.funds:
             log.info(
                 "period end: %d reservation(s) expired, %d fund(s) forfeited",
@@ -306,6 +385,15 @@ class Scheduler:
                 len(result.funds),
             )
         return result
+
+    def run_upkeep(self, *, signals: bool = False) -> Upkeep | None:
+        if self.jobs is None:
+            return None
+        try:
+            return upkeep(self.jobs[0], now=self.clock(), signals=signals)
+        except Exception:  # as above: the next tick tries again
+            log.exception("upkeep failed")
+            return None
 
     def start(self) -> None:
         if self._thread is None:
@@ -318,6 +406,11 @@ class Scheduler:
             self._thread.join(timeout)
 
     def _loop(self) -> None:
+        last: float | None = None
         while not self._stop.is_set():
-            self.run_once()
-            self._stop.wait(self.interval)
+            if last is None or time.monotonic() - last >= self.interval:
+                last = time.monotonic()
+                self.run_once()
+            else:
+                self.run_upkeep()
+            self._stop.wait(self.tick)

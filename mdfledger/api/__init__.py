@@ -28,6 +28,9 @@ BLUEPRINTS = (
     "mdfledger.api.requests:blp",
     "mdfledger.api.claims:blp",
     "mdfledger.api.verification:blp",
+    "mdfledger.api.payouts:blp",
+    "mdfledger.api.signals:blp",
+    "mdfledger.api.engagement:blp",
 )
 
 

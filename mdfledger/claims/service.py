@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from mdfledger import audit, background
+from mdfledger import audit, background, engagement
 from mdfledger.actor import Actor
 from mdfledger.auth.models import Role, User
 from mdfledger.auth.scope import MANAGERS, check_partner, require_role
@@ -465,6 +465,7 @@ def submit_claim(
         before={"state": old}, after={"state": claim.state, "flagged": claim.flagged},
         subject_partner_id=claim.partner_id,
     )  # fmt: skip
+    _announce(session, claim, "claim.submitted", now)
     # The proof is checked on a worker once this commits (verification.jobs); the checks then
     # approve the claim or send it to finance's queue.
     claim.state = next_state(CLAIM_TRANSITIONS, WHAT, claim.state, "verify", Who.SYSTEM)
@@ -657,6 +658,7 @@ def approve_claim(
         _request_claimed(session, actor, claim, now)
     # Paid out after this commits: at once where the program pays immediately (payouts).
     background.enqueue(session, APPROVED_JOB, claim_id=claim.id)
+    _announce(session, claim, "claim.approved", now)
     partial = amount < claim.claimed_amount
     audit.record(
         session, actor, "claim.approve", object_type="claim", object_id=claim.id,
@@ -678,6 +680,7 @@ def mark_paid(
     claim_id: int,
     *,
     message: str,
+    reference: str | None = None,
     now: datetime | None = None,
 ) -> Claim:
     """The claim's money reached the partner (a payout settled): approved -> paid, with the
@@ -694,12 +697,31 @@ def mark_paid(
     workflow.record(
         session, actor, claim, "pay", old, amount=claim.approved_amount, message=note, now=now
     )
+    _announce(
+        session, claim, "claim.paid", now, amount=claim.approved_amount,
+        payout_reference=reference or note,
+    )  # fmt: skip
     audit.record(
         session, actor, "claim.pay", object_type="claim", object_id=claim.id,
         summary=f"Paid {claim.reference}: {note}", before={"state": old},
         after={"state": claim.state}, subject_partner_id=claim.partner_id,
     )  # fmt: skip
     return claim
+
+
+def _announce(session: Session, claim: Claim, type: str, now: datetime, **extra: Any) -> None:
+    """Tell the partner (engagement outbox, same transaction) what happened to the claim."""
+    program = _program(session, claim.program_id)
+    data: dict[str, Any] = {
+        "claim_id": claim.id, "reference": claim.reference, "title": claim.title,
+        "program": program.name, "program_code": program.code, "currency": claim.currency,
+        "claimed": claim.claimed_amount, "approved": claim.approved_amount,
+        "reason_code": claim.reason_code, "reason": claim.reason, **extra,
+    }  # fmt: skip
+    engagement.emit(
+        session, type, partner_id=claim.partner_id, program_id=claim.program_id, data=data,
+        now=now,
+    )  # fmt: skip
 
 
 def _request_claimed(session: Session, actor: Actor, claim: Claim, now: datetime) -> None:
@@ -789,6 +811,8 @@ def _decide(
         session, actor, claim, event, old, reason_code=reason_code, message=message,
         key=full, now=now,
     )  # fmt: skip
+    if event == "reject":
+        _announce(session, claim, "claim.rejected", now)
     verbs = {"return": "Returned", "reject": "Rejected", "withdraw": "Withdrew"}
     audit.record(
         session, actor, f"claim.{event}", object_type="claim", object_id=claim.id,

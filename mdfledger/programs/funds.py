@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mdfledger import audit, ledger
+from mdfledger import audit, engagement, ledger
 from mdfledger.actor import Actor
 from mdfledger.auth.scope import MANAGERS, require_role
 from mdfledger.clock import ensure_utc, utcnow
@@ -226,6 +226,7 @@ def allocate(
         session, actor, record, fund, AllocationKind.ALLOCATION, amount, reason, import_id, now
     )
     if not record.replayed:
+        announce(session, "fund.allocated", program, fund, amount, now=now)
         audit.record(
             session, actor, "allocation.create", object_type="allocation",
             object_id=allocation.id, subject_partner_id=partner.id,
@@ -405,6 +406,26 @@ def _record_allocation(
     return allocation
 
 
+def announce(
+    session: Session,
+    type: str,
+    program: Program,
+    fund: Fund,
+    amount: int,
+    *,
+    now: datetime | None,
+    **extra: object,
+) -> None:
+    """Tell the partner (engagement outbox, same transaction) that their funds changed."""
+    engagement.emit(
+        session, type, partner_id=fund.partner_id, program_id=program.id,
+        data={"amount": amount, "currency": program.currency, "program": program.name,
+              "program_code": program.code, "period": fund.period_label,
+              "available_until": fund.available_until.isoformat(), **extra},
+        now=now,
+    )  # fmt: skip
+
+
 def _audited(allocation: Allocation, program: Program, fund: Fund) -> dict[str, object]:
     """An allocation, adjustment or reversal as the audit log shows it."""
     return {
@@ -487,6 +508,7 @@ def expire_funds(
             )  # fmt: skip
             record = ledger.transfer(session, actor, command, now=now)
             if not record.replayed:
+                announce(session, "funds.expired", program, fund, amount, now=now)
                 audit.record(
                     session, actor, "fund.expire", object_type="fund", object_id=fund.id,
                     subject_partner_id=fund.partner_id,

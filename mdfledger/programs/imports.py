@@ -27,7 +27,14 @@ from mdfledger.fields import clean_text
 from mdfledger.ledger import NewTransfer
 from mdfledger.money import format_amount, parse_amount
 from mdfledger.programs import rules
-from mdfledger.programs.funds import REASON_MAX, fund_for, open_program, period_of, today
+from mdfledger.programs.funds import (
+    REASON_MAX,
+    announce,
+    fund_for,
+    open_program,
+    period_of,
+    today,
+)
 from mdfledger.programs.models import (
     AccrualRate,
     Allocation,
@@ -347,8 +354,9 @@ def import_allocations(
             good, funds, transfers, strict=True
         )
     )
-    for line, partner, amount, _ in good:
+    for (line, partner, amount, _), fund in zip(good, funds, strict=True):
         report.results.append(RowResult(line, partner.code, amount, amount, "applied"))
+        announce(session, "fund.allocated", program, fund, amount, now=now)
     report.applied, report.moved = len(good), total
     return _finish(session, actor, record, report)
 
@@ -510,6 +518,17 @@ def import_purchases(
         if command_index is not None:
             purchase.transfer_id = transfers[command_index].id
     session.add_all(purchase for purchase, _ in purchases)
+    # One message per partner and import, not per purchase line.
+    accrued: dict[int, int] = {}
+    for purchase, _ in purchases:
+        moved = purchase.accrual + purchase.unrecovered
+        accrued[purchase.fund_id] = accrued.get(purchase.fund_id, 0) + moved
+    for fund in funds.values():
+        if accrued.get(fund.id, 0) > 0:
+            announce(
+                session, "fund.accrued", program, fund, accrued[fund.id], now=now,
+                purchase_reference=record.filename,
+            )  # fmt: skip
     return _finish(session, actor, record, report)
 
 

@@ -109,33 +109,46 @@ NAVIGATION: dict[str, tuple[tuple[str, str], ...]] = {
     Role.ADMIN: (
         ("Claims", "web.claims"),
         ("Requests", "web.requests"),
+        ("Payouts", "web.payouts_page"),
         ("Programs", "web.programs"),
         ("Partners", "web.partners"),
         ("Allocate", "web.allocate"),
         ("Imports", "web.imports"),
+        ("At-risk partners", "web.at_risk"),
+        ("Integrations", "web.integrations"),
+        ("Dead letters", "web.dead_letters"),
         ("Users", "auth.users"),
         ("Audit log", "web.audit_log"),
     ),
     Role.FINANCE: (
         ("Claims", "web.claims"),
         ("Requests", "web.requests"),
+        ("Payouts", "web.payouts_page"),
         ("Programs", "web.programs"),
         ("Partners", "web.partners"),
         ("Allocate", "web.allocate"),
         ("Imports", "web.imports"),
+        ("At-risk partners", "web.at_risk"),
+        ("Integrations", "web.integrations"),
+        ("Dead letters", "web.dead_letters"),
         ("Audit log", "web.audit_log"),
     ),
     Role.AUDITOR: (
         ("Claims", "web.claims"),
         ("Requests", "web.requests"),
+        ("Payouts", "web.payouts_page"),
         ("Programs", "web.programs"),
         ("Partners", "web.partners"),
+        ("Integrations", "web.integrations"),
         ("Audit log", "web.audit_log"),
     ),
     Role.PARTNER: (
         ("My funds", "web.funds"),
         ("My requests", "web.requests"),
         ("My claims", "web.claims"),
+        ("Messages", "web.messages"),
+        ("My payouts", "web.payouts_page"),
+        ("Payout details", "web.my_payout_details"),
         ("Programs", "web.programs"),
     ),
 }
@@ -276,6 +289,9 @@ def healthz() -> tuple[object, int]:
 # Page modules: importing them registers their routes and handlers on `bp`.
 from mdfledger.web import audit as audit  # noqa: E402
 from mdfledger.web import claims, imports, partners, requests  # noqa: E402,F401  (routes)
+from mdfledger.web import engagement as engagement  # noqa: E402
 from mdfledger.web import errors as errors  # noqa: E402
+from mdfledger.web import payouts as payouts  # noqa: E402
 from mdfledger.web import programs as programs  # noqa: E402
+from mdfledger.web import signals as signals  # noqa: E402
 from mdfledger.web import verification as verification  # noqa: E402

@@ -21,6 +21,8 @@ from mdfledger.ledger.models import Transfer
 from tests.api.test_claims_api import direct_claim
 from tests.api.test_programs_api import World, build_world, ok
 from tests.api.test_requests_api import add_claims_world, proposal
+from tests.engagement.test_api import engagement_ids
+from tests.payouts.test_api import BANK, add_payouts_world
 from tests.samples import pdf_bytes
 
 
@@ -29,7 +31,8 @@ def world(
     database_url: str, tmp_path: Path, session_factory: sessionmaker[Session], actor: Actor
 ) -> Iterator[World]:
     for built in build_world(database_url, tmp_path, session_factory, actor):
-        yield add_claims_world(built)  # requests, claims and documents of ACME and BOLT
+        # requests, claims and documents of ACME and BOLT; their payout details and payouts
+        yield add_payouts_world(add_claims_world(built))
 
 
 ALL = frozenset({"admin", "finance", "auditor", "partner"})
@@ -42,6 +45,10 @@ Request = Callable[[World], dict[str, Any]]  # the test client's keyword argumen
 RULES = {  # a program's verification rules (the defaults)
     "auto_approve_up_to": None, "tolerance_bp": 100, "invoice_grace_days": 30,
     "page_markers": ["{partner}"], "min_leads": None, "recheck_days": 30,
+}  # fmt: skip
+SIGNALS = {  # a program's partner signal thresholds (the defaults)
+    "active": True, "no_sign_in_days": 30, "no_activity_days": 45, "expiry_warning_days": 30,
+    "deadline_warning_days": 14, "milestones": [25, 50, 75, 100],
 }  # fmt: skip
 
 
@@ -99,6 +106,8 @@ IDS: dict[str, Callable[[World], int]] = {
     "request_id": lambda w: w.request,  # submitted
     "claim_id": lambda w: w.claim,  # a draft with proof
     "document_id": lambda w: w.document,  # the draft's invoice
+    "payout_id": lambda w: w.payout,  # pending, manual
+    "destination_id": lambda w: engagement_ids(w)["destination"],  # ACME's webhook
 }
 
 
@@ -348,6 +357,103 @@ CASES = [
         _json(kind="dates"),
         objects=(("claim_id", "claim_d"),),
     ),
+    # payouts (tests/payouts/test_api.add_payouts_world)
+    Case("GET", "/api/v1/partners/<int:partner_id>/payout-details", ALL, 200),
+    Case(
+        "PUT",
+        "/api/v1/partners/<int:partner_id>/payout-details",
+        MANAGERS | PARTNER,
+        200,
+        _json(**BANK),
+    ),
+    Case("GET", "/api/v1/programs/<int:program_id>/payout-policy", STAFF, 200),
+    Case(
+        "PUT",
+        "/api/v1/programs/<int:program_id>/payout-policy",
+        frozenset({"admin"}),
+        200,
+        _json(provider="manual", schedule="immediate"),
+    ),
+    Case("GET", "/api/v1/payouts", ALL, 200),
+    Case("GET", "/api/v1/payouts/payable", ALL, 200),
+    Case("GET", "/api/v1/payouts/<int:payout_id>", ALL, 200),
+    Case("POST", "/api/v1/payouts/run", MANAGERS, 201, _json()),
+    Case(
+        "POST",
+        "/api/v1/payouts/<int:payout_id>/mark-sent",
+        MANAGERS,
+        200,
+        _json(reference="BANK-1"),
+        objects=(("payout_id", "payout_send"),),
+    ),
+    Case(
+        "POST",
+        "/api/v1/payouts/<int:payout_id>/mark-settled",
+        MANAGERS,
+        200,
+        _json(reference="BANK-2"),
+        objects=(("payout_id", "payout_settle"),),
+    ),
+    Case(
+        "POST",
+        "/api/v1/payouts/<int:payout_id>/mark-failed",
+        MANAGERS,
+        200,
+        _json(reason="returned"),
+        objects=(("payout_id", "payout_fail"),),
+    ),
+    Case(
+        "POST",
+        "/api/v1/payouts/<int:payout_id>/retry",
+        MANAGERS,
+        200,
+        objects=(("payout_id", "payout_retry"),),
+    ),
+    Case(
+        "POST",
+        "/api/v1/payouts/<int:payout_id>/cancel",
+        MANAGERS,
+        200,
+        _json(reason="given up"),
+        objects=(("payout_id", "payout_cancel"),),
+    ),
+    Case("GET", "/api/v1/payouts/payment-file", MANAGERS, 200),
+    # partner signals
+    Case("GET", "/api/v1/partners/at-risk", MANAGERS, 200),
+    Case("GET", "/api/v1/programs/<int:program_id>/signals", STAFF, 200),
+    Case(
+        "PUT",
+        "/api/v1/programs/<int:program_id>/signals",
+        frozenset({"admin"}),
+        200,
+        _json(**SIGNALS),
+    ),
+    # engagement: destinations, deliveries, events (tests/engagement/test_api.engagement_ids)
+    Case("GET", "/api/v1/destinations", STAFF, 200),
+    Case(
+        "POST",
+        "/api/v1/destinations",
+        frozenset({"admin"}),
+        201,
+        _json(name="Ops", kind="email", email_to=["ops@vendor.example"]),
+    ),
+    Case("GET", "/api/v1/destinations/<int:destination_id>", STAFF, 200),
+    Case(
+        "PATCH",
+        "/api/v1/destinations/<int:destination_id>",
+        frozenset({"admin"}),
+        200,
+        _json(name="Acme Salesforce"),
+    ),
+    Case("GET", "/api/v1/deliveries", STAFF, 200),
+    Case(
+        "POST",
+        "/api/v1/deliveries/replay",
+        MANAGERS,
+        200,
+        lambda w: {"json": {"delivery_ids": [engagement_ids(w)["dead_delivery"]]}},
+    ),
+    Case("GET", "/api/v1/events", ALL, 200),
 ]
 
 

@@ -245,22 +245,28 @@ def test_percentages_read_and_show_exactly() -> None:
 
 NAV = {
     "admin": [
-        ("Claims", "web.claims"), ("Requests", "web.requests"),
+        ("Claims", "web.claims"), ("Requests", "web.requests"), ("Payouts", "web.payouts_page"),
         ("Programs", "web.programs"), ("Partners", "web.partners"), ("Allocate", "web.allocate"),
-        ("Imports", "web.imports"), ("Users", "auth.users"), ("Audit log", "web.audit_log"),
+        ("Imports", "web.imports"), ("At-risk partners", "web.at_risk"),
+        ("Integrations", "web.integrations"), ("Dead letters", "web.dead_letters"),
+        ("Users", "auth.users"), ("Audit log", "web.audit_log"),
     ],
     "finance": [
-        ("Claims", "web.claims"), ("Requests", "web.requests"),
+        ("Claims", "web.claims"), ("Requests", "web.requests"), ("Payouts", "web.payouts_page"),
         ("Programs", "web.programs"), ("Partners", "web.partners"), ("Allocate", "web.allocate"),
-        ("Imports", "web.imports"), ("Audit log", "web.audit_log"),
+        ("Imports", "web.imports"), ("At-risk partners", "web.at_risk"),
+        ("Integrations", "web.integrations"), ("Dead letters", "web.dead_letters"),
+        ("Audit log", "web.audit_log"),
     ],
     "auditor": [
-        ("Claims", "web.claims"), ("Requests", "web.requests"),
-        ("Programs", "web.programs"), ("Partners", "web.partners"), ("Audit log", "web.audit_log"),
+        ("Claims", "web.claims"), ("Requests", "web.requests"), ("Payouts", "web.payouts_page"),
+        ("Programs", "web.programs"), ("Partners", "web.partners"),
+        ("Integrations", "web.integrations"), ("Audit log", "web.audit_log"),
     ],
     "partner": [
         ("My funds", "web.funds"), ("My requests", "web.requests"), ("My claims", "web.claims"),
-        ("Programs", "web.programs"),
+        ("Messages", "web.messages"), ("My payouts", "web.payouts_page"),
+        ("Payout details", "web.my_payout_details"), ("Programs", "web.programs"),
     ],
 }  # fmt: skip
 
