@@ -40,14 +40,15 @@ errors = documented_errors(blp)
 
 @blp.route("/destinations", methods=["GET"])
 @require_roles(*STAFF)
-@blp.response(200, s.DestinationSchema(many=True))
-def list_destinations() -> list[dict[str, Any]]:
+@blp.response(200, s.DestinationListSchema)
+@errors()
+def list_destinations() -> dict[str, Any]:
     """Destinations
 
     Every destination, vendor-wide ones first. Webhook signing secrets are masked.
     """
     found = engagement.destinations(get_read_session(), api_actor())
-    return [s.destination_out(d) for d in found]
+    return {"destinations": [s.destination_out(d) for d in found]}
 
 
 @blp.route("/destinations", methods=["POST"])
@@ -102,6 +103,7 @@ def update_destination(args: dict[str, Any], destination_id: int) -> dict[str, A
 @require_roles(*STAFF)
 @blp.arguments(s.DeliveryListArgsSchema, location="query")
 @blp.response(200, page_schema(s.DeliverySchema))
+@errors()
 def list_deliveries(args: dict[str, Any]) -> dict[str, Any]:
     """Deliveries
 

@@ -137,6 +137,7 @@ class PayoutListArgsSchema(PageArgsSchema, s.PayoutListArgsSchema):
 @require_roles(*ALL)
 @blp.arguments(PayoutListArgsSchema, location="query")
 @blp.response(200, page_schema(s.PayoutSchema))
+@errors()
 def list_payouts(args: dict[str, Any]) -> dict[str, Any]:
     """Payouts, newest first
 
@@ -157,6 +158,7 @@ def list_payouts(args: dict[str, Any]) -> dict[str, Any]:
 @blp.route("/payouts/payable", methods=["GET"])
 @require_roles(*ALL)
 @blp.response(200, s.PayableListSchema)
+@errors()
 def payable() -> dict[str, Any]:
     """Approved claims waiting for a payout
 
@@ -241,9 +243,10 @@ def mark_failed(args: dict[str, Any], payout_id: int) -> dict[str, Any]:
 
 @blp.route("/payouts/<int:payout_id>/retry", methods=["POST"])
 @require_roles(*MANAGERS)
+@blp.arguments(s.RetrySchema)
 @blp.response(200, s.PayoutDetailSchema)
 @errors(404, 409)
-def retry(payout_id: int) -> dict[str, Any]:
+def retry(_args: dict[str, Any], payout_id: int) -> dict[str, Any]:
     """Retry a failed, flagged or reversed payout now (a new attempt)"""
     return _act(payout_id, payouts.retry_payout)
 
@@ -269,6 +272,7 @@ def cancel(args: dict[str, Any], payout_id: int) -> dict[str, Any]:
         }
     }
 )
+@errors()
 def payment_file(args: dict[str, Any]) -> Response:
     """The payment file for the bank (CSV)
 

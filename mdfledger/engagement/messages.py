@@ -49,14 +49,17 @@ class _Data:
         return None
 
     def money(self, key: str, currency_key: str = "currency") -> str | None:
-        """'450.00 USD', or None when the amount or its currency is missing or malformed."""
+        """'1,450.00 USD' (grouped as the pages show money), or None when the amount or its
+        currency is missing or malformed."""
         amount, currency = self.whole(key), self.text(currency_key)
         if amount is None or currency is None:
             return None
         try:
-            return f"{format_amount(amount, currency)} {currency}"
+            exact = format_amount(abs(amount), currency)
         except (TypeError, DomainError):  # an unknown currency code
             return None
+        whole, dot, fraction = exact.partition(".")
+        return f"{'-' if amount < 0 else ''}{int(whole):,}{dot}{fraction} {currency}"
 
     def day(self, key: str) -> date | None:
         value = self.text(key)

@@ -224,3 +224,7 @@ def delivery_out(view: DeliveryView) -> dict[str, Any]:
 
 class ReplayedSchema(ma.Schema):
     replayed = ma.fields.List(ma.fields.Integer(), required=True)
+
+
+class DestinationListSchema(ma.Schema):
+    destinations = ma.fields.List(ma.fields.Nested(DestinationSchema), required=True)

@@ -194,7 +194,7 @@ def hold_reason(
 ) -> str | None:
     """Why a partner cannot be paid in a program now, as a sentence naming what to add and
     where; None when nothing holds the payout."""
-    where = "on the partner's Payout details page"
+    where = "on the Payout details page"
     if details is None:
         what = "a Stripe account (acct_...)" if provider == "stripe" else "a bank account"
         return f"{partner} has no payout details: add {what} {where}."

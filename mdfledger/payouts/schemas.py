@@ -89,6 +89,10 @@ class ReferenceSchema(ma.Schema):
     reference = text_field(255, load_default=None, allow_none=True)
 
 
+class RetrySchema(ma.Schema):
+    """No fields: a retry is the new attempt itself (an empty object, or no body)."""
+
+
 class ReasonSchema(ma.Schema):
     reason = text_field(2000, required=True)
 

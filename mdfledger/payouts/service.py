@@ -548,7 +548,7 @@ def _create(session: Session, actor: Actor, group: PayableGroup, now: datetime) 
     session.flush()
     _send_money(session, actor, payout, program, partner, now)
     refs = ", ".join(c.reference for c in group.claims)
-    total = f"{format_amount(payout.amount, payout.currency)} {payout.currency}"
+    total = audit.money(payout.amount, payout.currency)
     record(session, actor, payout, "create", None, f"{total} for {refs} to {payout.destination}",
            now=now)  # fmt: skip
     audit.record(

@@ -75,9 +75,8 @@ def session(seeded_engine: Engine) -> Iterator[Session]:
         session.rollback()
 
 
-# Every claim state but those a claim passes through at once (submit lands it in review) and
-# paid (no service pays a claim yet).
-CLAIM_STATES = {s.value for s in ClaimState} - {"submitted", "verifying", "paid"}
+# Every claim state but those a claim passes through at once (submit lands it in review).
+CLAIM_STATES = {s.value for s in ClaimState} - {"submitted", "verifying"}
 
 
 def _by_state(session: Session, model: type[claims.FundRequest | claims.Claim]) -> Counter:
@@ -98,7 +97,7 @@ def test_the_demo_partner_user_has_claims_in_several_states(session: Session) ->
     pat = _actor(session, f"partner@{demo.EMAIL_DOMAIN}")
     mine = session.scalars(claims.claims_query(pat)).all()
     assert {c.state for c in mine} >= {
-        "draft", "in_review", "returned", "approved", "expired",
+        "draft", "in_review", "returned", "paid", "expired",
     }  # fmt: skip
     assert {c.partner_id for c in mine} == {pat.partner_id}
     partial = [c for c in mine if c.approved_amount and c.approved_amount < c.claimed_amount]
@@ -147,7 +146,7 @@ def test_a_large_claim_waits_for_the_second_finance_user(session: Session) -> No
     # An earlier large claim went through both approvers.
     done = session.scalars(
         select(claims.Claim).where(
-            claims.Claim.state == "approved",
+            claims.Claim.state.in_(["approved", "paid"]),
             claims.Claim.claimed_amount > mdf.second_approval_above,
             claims.Claim.id != waiting.id,
         )

@@ -35,7 +35,7 @@ def test_submit_approve_and_pay_each_tell_the_partner(session: Session, desk: De
     approved, paid = written[1], written[2]
     assert approved.data["reference"] == claim.reference and approved.data["approved"] == 150_000
     assert paid.data["payout_reference"] == "PO-7" and paid.data["amount"] == 150_000
-    assert "1500.00 USD" in paid.subject + paid.text
+    assert "1,500.00 USD" in paid.subject + paid.text
 
 
 def test_a_rejection_carries_its_reason(session: Session, desk: Desk):

@@ -75,7 +75,7 @@ def test_admins_add_and_change_destinations(world: World) -> None:
     assert made["partner_id"] == world.acme and made["active"] is True
     shown = ok(world.get("finance", f"/api/v1/destinations/{made['id']}"))
     assert shown["secret"] == engagement.mask_secret(secret)
-    listed = ok(world.get("auditor", "/api/v1/destinations"))
+    listed = ok(world.get("auditor", "/api/v1/destinations"))["destinations"]
     assert [d["id"] for d in listed] == [made["id"]] and secret not in str(listed)
 
     changed = ok(
@@ -108,7 +108,7 @@ def test_bad_destinations_are_refused_naming_the_field(
     response = world.post("admin", "/api/v1/destinations", body)
     assert response.status_code == 422, response.json
     assert response.json["error"]["details"]["field"] == field
-    assert ok(world.get("admin", "/api/v1/destinations")) == []
+    assert ok(world.get("admin", "/api/v1/destinations")) == {"destinations": []}
 
 
 def test_unknown_fields_and_kinds_are_refused(world: World) -> None:

@@ -77,16 +77,16 @@ def test_the_expiry_message_says_what_why_and_what_to_do() -> None:
 @pytest.mark.parametrize(
     ("type_", "subject", "in_text"),
     [
-        ("claim.submitted", "We received CLM-000012 (Webinars held) for 1500.00 USD", "held"),
+        ("claim.submitted", "We received CLM-000012 (Webinars held) for 1,500.00 USD", "held"),
         (
             "claim.approved",
-            "CLM-000012 (Webinars held) approved in part: 1000.00 USD of 1500.00 USD",
+            "CLM-000012 (Webinars held) approved in part: 1,000.00 USD of 1,500.00 USD",
             "one webinar had no invoice",
         ),
         ("claim.rejected", "CLM-000012 was rejected: no invoice attached", "goes back"),
-        ("claim.paid", "CLM-000012 was paid: 1000.00 USD", "(payout PO-000003)"),
-        ("payout.failed", "A payout of 1000.00 USD to you failed", "16 August 2026"),
-        ("fund.allocated", "New funds for you: 20000.00 USD in MDF 2026", "30 September 2026"),
+        ("claim.paid", "CLM-000012 was paid: 1,000.00 USD", "(payout PO-000003)"),
+        ("payout.failed", "A payout of 1,000.00 USD to you failed", "16 August 2026"),
+        ("fund.allocated", "New funds for you: 20,000.00 USD in MDF 2026", "30 September 2026"),
         ("fund.accrued", "Your purchases earned 123.45 USD in Co-op 2026", "Purchase PO-7781"),
         ("funds.expired", "450.00 USD of your FY2026 Q3 funds in MDF expired", "forfeited"),
         ("partner.inactive", "We have not seen you for 45 days", "since 1 July 2026"),
@@ -94,13 +94,13 @@ def test_the_expiry_message_says_what_why_and_what_to_do() -> None:
         ("partner.no_activity", "No marketing activity requested for 90 days", "17 May 2026"),
         (
             "reservation.deadline_near",
-            "Claim pre-approval REQ-000004 by 29 October 2026: 2000.00 USD reserved",
+            "Claim pre-approval REQ-000004 by 29 October 2026: 2,000.00 USD reserved",
             "(7 days left)",
         ),
         (
             "utilisation.milestone",
             "You have used 75% of your funds in MDF 2026",
-            "15000.00 USD of 20000.00 USD",
+            "15,000.00 USD of 20,000.00 USD",
         ),
     ],
 )
@@ -114,7 +114,7 @@ def test_messages_with_full_data(type_: str, subject: str, in_text: str) -> None
 def test_a_full_approval_is_not_partial() -> None:
     data = {**FULL["claim.approved"], "approved": 150_000}
     message = render("claim.approved", data)
-    assert message.subject == "CLM-000012 (Webinars held) approved: 1500.00 USD"
+    assert message.subject == "CLM-000012 (Webinars held) approved: 1,500.00 USD"
     assert "in part" not in message.text
 
 

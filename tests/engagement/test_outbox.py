@@ -49,7 +49,7 @@ def test_emit_writes_event_message_and_deliveries(session: Session, world: World
     assert (event.subject, event.text, event.action) == (
         message.subject, message.text, message.action,
     )  # fmt: skip
-    assert event.subject == "CLM-000012 (Webinars held) approved: 1500.00 USD"
+    assert event.subject == "CLM-000012 (Webinars held) approved: 1,500.00 USD"
     assert event.created_at == NOW
     targets = session.scalars(
         select(Delivery.destination_id).where(Delivery.event_id == event.id).order_by(Delivery.id)

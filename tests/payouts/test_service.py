@@ -83,8 +83,7 @@ def test_held_partners_are_skipped_with_a_reason_naming_what_to_add(
     assert run.payouts == []
     reasons = {s.partner_name: s.reason for s in run.held}
     assert reasons["Acme Networks"] == (
-        "Acme Networks has no payout details: add a bank account on the partner's Payout"
-        " details page."
+        "Acme Networks has no payout details: add a bank account on the Payout details page."
     )
     assert money(session, desk.mdf, desk.acme).transit == 0
 

@@ -29,7 +29,7 @@ def test_an_allocation_tells_the_partner_once(session: Session, actor: Actor, bo
     assert (told.partner_id, told.program_id) == (book.acme.id, book.mdf.id)
     assert told.data["amount"] == 250_000 and told.data["period"] == "FY2026 Q3"
     assert told.data["available_until"] == "2026-09-30"
-    assert "2500.00 USD" in told.subject
+    assert "2,500.00 USD" in told.subject
 
 
 def test_a_purchase_file_tells_each_partner_its_total(session: Session, actor: Actor, book: Book):
