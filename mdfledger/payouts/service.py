@@ -304,6 +304,31 @@ def hold_reason(session: Session, partner_id: int, program_id: int) -> str | Non
     return _hold(session, partner, program, policy_of(session, program.id))
 
 
+@dataclass(frozen=True)
+class ClaimPayment:
+    """How an approved claim is being paid, for its page."""
+
+    payout: Payout | None  # the payout paying it, if one was made
+    hold: str | None  # why no payout can be made for it now
+    schedule: str  # when its program pays ("immediately", "monthly on day 1")
+
+
+def claim_payment(session: Session, claim: Claim) -> ClaimPayment | None:
+    """The live payout of an approved or paid claim (the caller has checked the actor may see
+    the claim), or why it waits; None for claims not approved."""
+    if claim.state not in (ClaimState.APPROVED, ClaimState.PAID):
+        return None
+    payout = session.scalar(
+        select(Payout)
+        .join(PayoutClaim, PayoutClaim.payout_id == Payout.id)
+        .where(PayoutClaim.claim_id == claim.id, PayoutClaim.live)
+        .order_by(Payout.id.desc())
+        .limit(1)
+    )
+    hold = None if payout is not None else hold_reason(session, claim.partner_id, claim.program_id)
+    return ClaimPayment(payout, hold, policy_of(session, claim.program_id).schedule_text)
+
+
 def destination_of(details: PayoutDetails) -> str:
     """What a payout records as its destination: the Stripe account, or the masked account."""
     return rules.destination_text(

@@ -36,7 +36,7 @@ from wtforms import DateField, HiddenField, SelectField, StringField, TextAreaFi
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired
 
-from mdfledger import claims, programs
+from mdfledger import claims, payouts, programs
 from mdfledger.actor import Actor
 from mdfledger.auth import Role
 from mdfledger.auth.access import request_actor, require_roles
@@ -454,6 +454,7 @@ def claim_page(
         human_size=human_size,
         reason_label=reason_label,
         event_labels=EVENT_LABELS,
+        payment=payouts.claim_payment(session, claim),
     )
     return html, status
 

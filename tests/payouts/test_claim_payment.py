@@ -1,0 +1,71 @@
+"""The claim page says how an approved claim is being paid: its payout and that payout's
+state, or why it waits (a hold naming what to add, or the program's next run)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from mdfledger import claims, payouts
+from tests.payouts.conftest import IBAN
+from tests.payouts.test_pages import approved
+from tests.web.test_requests_pages import World, build_world, post, today, visible
+
+
+@pytest.fixture
+def world(
+    database_url: str, tmp_path: Path, session_factory: sessionmaker[Session]
+) -> Iterator[World]:
+    yield from build_world(database_url, tmp_path, session_factory)
+
+
+def claim_page(world: World, role: str, claim_id: int) -> str:
+    response = world.client(role).get(f"/claims/{claim_id}")
+    assert response.status_code == 200
+    return visible(response)
+
+
+def test_a_held_claim_says_what_to_add_then_its_payout_and_when_it_settled(world: World):
+    claim_id = approved(world)
+    for role in ("partner", "finance"):
+        page = claim_page(world, role, claim_id)
+        assert "Waiting to be paid: Acme" in page and "has no payout details" in page
+
+    with world.sessions() as session:
+        payouts.set_details(
+            session, world.actors["partner"], world.acme, method="bank",
+            account_holder="Acme Networks", bank_country="DE", iban=IBAN, payout_currency="USD",
+        )  # fmt: skip
+        payouts.create_payouts(session, world.actors["finance"], due_only=False)
+        session.commit()
+        payout = session.scalars(select(payouts.Payout)).one()
+    page = claim_page(world, "partner", claim_id)
+    assert f"Paid in {payout.reference}" in page and "1,500.00 USD to IBAN •••• 3000" in page
+    assert "Pending" in page
+    assert "Finance pays it by bank transfer" in page
+
+    client = world.client("finance")
+    assert post(client, f"/payouts/{payout.id}/mark_sent", {"text": "BANK-1"}).status_code < 400
+    assert post(client, f"/payouts/{payout.id}/mark_settled", {}).status_code < 400
+    page = claim_page(world, "partner", claim_id)
+    assert "Settled on" in page
+    with world.sessions() as session:
+        assert session.get(claims.Claim, claim_id).state == "paid"
+
+
+def test_claims_not_approved_have_no_payment_section(world: World):
+    with world.sessions() as session:
+        draft = claims.create_claim(
+            session, world.actors["partner"], program_id=world.mdf, activity_id=world.webinar,
+            title="Webinars", starts_on=today() - timedelta(days=10),
+            ends_on=today() - timedelta(days=3), actual_cost=400_000, claimed_amount=150_000,
+        )  # fmt: skip
+        assert payouts.claim_payment(session, draft) is None
+        session.commit()
+        claim_id = draft.id
+    assert "Payment" not in claim_page(world, "partner", claim_id)
