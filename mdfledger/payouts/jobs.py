@@ -167,7 +167,11 @@ def recover(
         due = list(
             session.scalars(
                 select(Payout.id)
-                .where(Payout.state == PayoutState.FAILED, Payout.next_attempt_at <= when)
+                .where(
+                    Payout.state == PayoutState.FAILED,
+                    Payout.next_attempt_at <= when,
+                    Payout.flagged_reason.is_(None),  # finance decides on flagged payouts
+                )
                 .order_by(Payout.id)
             )
         )
@@ -189,6 +193,8 @@ def recover(
             if payout is None or payout.state != PayoutState.FAILED:
                 continue
             if payout.next_attempt_at is None or payout.next_attempt_at > when:
+                continue
+            if payout.flagged_reason is not None:  # flagged since the list was read
                 continue
             try:
                 service.retry(session, PAYOUTS, payout, now=when)

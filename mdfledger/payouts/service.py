@@ -501,7 +501,16 @@ def create_payouts(
                 )
             )  # fmt: skip
             continue
-        run.payouts.append(_create(session, actor, group, when))
+        try:  # one partner's refusal (the ledger, a race) must not stop everyone else's
+            with session.begin_nested():
+                run.payouts.append(_create(session, actor, group, when))
+        except (Conflict, ValidationError, ledger.LedgerError) as error:
+            run.skipped.append(
+                Skipped(
+                    group.program.id, group.program.code, group.partner.id, group.partner.name,
+                    group.amount, group.currency, f"not paid: {error.message}", False,
+                )
+            )  # fmt: skip
     return run
 
 
@@ -942,7 +951,15 @@ def retry(session: Session, actor: Actor, payout: Payout, *, now: datetime) -> N
 
 def cancel(session: Session, actor: Actor, payout: Payout, *, reason: str, now: datetime) -> None:
     """Give up on the payout: its money is already back in claims payable, and its claims are
-    payable in a later run."""
+    payable in a later run. A payout reversed only in part is refused: part of it reached the
+    partner, so paying its claims again in full would pay that part twice."""
+    if payout.state == PayoutState.REVERSED and payout.amount_reversed < payout.amount:
+        kept = audit.money(payout.amount - payout.amount_reversed, payout.currency)
+        raise Conflict(
+            f"{payout.reference} was reversed only in part: {kept} reached the partner, so its"
+            " claims cannot be paid again in full; pay the reversed amount by hand and record it",
+            field="state",
+        )
     old = _step(session, actor, payout, "cancel")
     for row, _ in payout_claims(session, payout):
         row.live = False

@@ -11,6 +11,7 @@ anything in them is believed.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -168,7 +169,7 @@ def _signed_at(header: str) -> int:
     """The header's timestamp; refuses headers without one or without a v1 signature."""
     items = [part.split("=", 1) for part in header.split(",")]
     stamps = [item[1] for item in items if len(item) == 2 and item[0].strip() == "t"]
-    if len(stamps) != 1 or not stamps[0].strip().isdigit():
+    if len(stamps) != 1 or not re.fullmatch(r"[0-9]{1,12}", stamps[0].strip()):
         raise WebhookRejected("malformed Stripe-Signature header: no timestamp")
     if not any(len(item) == 2 and item[0].strip() == "v1" for item in items):
         raise WebhookRejected("malformed Stripe-Signature header: no v1 signature")
@@ -214,7 +215,9 @@ def _failure(exc: stripe.StripeError, *, key: str = "") -> ProviderError:
 
 
 def _when(value: Any) -> datetime:
-    return datetime.fromtimestamp(int(value), UTC)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**37:
+        raise ValueError(f"not a Unix time: {value!r}")
+    return datetime.fromtimestamp(value, UTC)
 
 
 def _transfer(data: Mapping[str, Any]) -> ProviderTransfer:
@@ -222,6 +225,8 @@ def _transfer(data: Mapping[str, Any]) -> ProviderTransfer:
     if isinstance(destination, Mapping):  # expanded
         destination = destination.get("id")
     metadata = data.get("metadata") or {}
+    if not isinstance(metadata, Mapping):
+        raise TypeError("metadata is not an object")
     return ProviderTransfer(
         id=str(data["id"]),
         amount=int(data["amount"]),
@@ -243,17 +248,24 @@ def _event(event: Any) -> ProviderEvent:
         or not isinstance(event.get("created"), int)
     ):
         raise WebhookRejected("the payload is not a Stripe event")
-    obj = (event.get("data") or {}).get("object")
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
     transfer = None
     if isinstance(obj, dict) and obj.get("object") == "transfer":
         try:
             transfer = _transfer(obj)
         except (KeyError, TypeError, ValueError):
             raise WebhookRejected("the event's transfer is malformed") from None
+    if transfer is None and event["type"].startswith("transfer."):
+        raise WebhookRejected("a transfer event without its transfer")
+    try:
+        created = _when(event["created"])
+    except ValueError:
+        raise WebhookRejected("the event's creation time is not a Unix time") from None
     return ProviderEvent(
         id=event["id"],
         type=event["type"],
-        created=_when(event["created"]),
+        created=created,
         transfer=transfer,
         livemode=bool(event.get("livemode")),
     )
