@@ -34,7 +34,7 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-## Ledger and claims-queue benchmarks on SQLite, and on PostgreSQL when
+## Ledger, claims-queue and payout/event benchmarks on SQLite, and on PostgreSQL when
 ## MDFLEDGER_BENCH_POSTGRES_URL is set; invoice OCR (needs tesseract-ocr) and page checks
 ## (figures in docs/benchmarks.md).
 bench: install
@@ -42,6 +42,7 @@ bench: install
 	$(BIN)/mdfledger bench queue
 	OMP_THREAD_LIMIT=1 $(BIN)/mdfledger bench ocr
 	$(BIN)/mdfledger bench urls
+	$(BIN)/mdfledger bench payouts
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -375,6 +375,38 @@ def bench_urls(count: int, threads: int) -> None:
         click.echo(line)
 
 
+@bench_group.command("payouts")
+@click.option("--sqlite/--no-sqlite", default=True, show_default=True, help="Bench a temp file.")
+@click.option(
+    "--postgres-url",
+    envvar="MDFLEDGER_BENCH_POSTGRES_URL",
+    help="Admin URL of a PostgreSQL server; the bench creates and drops a database"
+    " mdfledger_bench_payouts there. Default: $MDFLEDGER_BENCH_POSTGRES_URL.",
+)
+@click.option("--claims", "claims_count", default=2_000, show_default=True,
+              type=click.IntRange(1), help="Approved claims the payout run pays.")  # fmt: skip
+@click.option("--events", default=5_000, show_default=True, type=click.IntRange(1),
+              help="Events emitted, then delivered.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_payouts(
+    sqlite: bool, postgres_url: str | None, claims_count: int, events: int, as_json: bool
+) -> None:
+    """A payout run over approved claims, the events outbox, webhook delivery to loopback."""
+    from mdfledger.payouts import bench
+
+    try:
+        results = bench.run_all(
+            sqlite=sqlite, postgres_url=postgres_url, claims_count=claims_count, events=events,
+            progress=lambda m: click.echo(m, err=True),
+        )  # fmt: skip
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in results], indent=2, default=str))
+    else:
+        click.echo(bench.format_results(results))
+
+
 @click.group("funds", cls=_Group)
 def funds_group() -> None:
     """Program funds: period-end expiry."""
