@@ -140,6 +140,7 @@ NAVIGATION: dict[str, tuple[tuple[str, str], ...]] = {
         ("Programs", "web.programs"),
         ("Partners", "web.partners"),
         ("Integrations", "web.integrations"),
+        ("Integrity", "web.integrity_page"),
         ("Audit log", "web.audit_log"),
     ),
     Role.PARTNER: (
@@ -291,6 +292,7 @@ from mdfledger.web import audit as audit  # noqa: E402
 from mdfledger.web import claims, imports, partners, requests  # noqa: E402,F401  (routes)
 from mdfledger.web import engagement as engagement  # noqa: E402
 from mdfledger.web import errors as errors  # noqa: E402
+from mdfledger.web import integrity as integrity  # noqa: E402
 from mdfledger.web import payouts as payouts  # noqa: E402
 from mdfledger.web import programs as programs  # noqa: E402
 from mdfledger.web import signals as signals  # noqa: E402

@@ -557,3 +557,41 @@ def test_verify_notices_a_chain_head_moved_in_time(session: Session, journal: Jo
     problems = ledger.verify_ledger(session).problems
     assert len(problems) == 1
     assert problems[0].startswith(f"chain head says transfer {journal.hold_id} at 2099-01-01")
+
+
+# --- the integrity report auditors keep ---------------------------------------------------------
+
+
+def test_the_integrity_report_states_heads_counts_totals_and_the_result(
+    app: Flask, session: Session, journal: Journal
+) -> None:
+    head = session.execute(text("SELECT hash FROM ledger_transfers ORDER BY id DESC")).first()[0]
+    result = verify_cli(app, session, "--report")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "mdfledger integrity report"
+    assert "  transfers: 4" in lines and "  accounts: 5" in lines
+    assert f"  chain head: transfer {journal.hold_id}, hash {head}" in lines
+    assert "  USD: debits posted 1125.00 = credits posted 1125.00; pending 10.00 = 10.00" in lines
+    assert any(line.startswith("  chain head: entry ") for line in lines)  # the audit log's
+    assert lines[-1] == "result: INTACT"
+    as_json = json.loads(verify_cli(app, session, "--report", "--json").stdout)
+    assert as_json["ok"] and as_json["ledger"]["head_hash"] == head
+
+
+def test_a_later_report_shows_an_altered_journal(
+    app: Flask, session: Session, journal: Journal
+) -> None:
+    tamper(
+        session,
+        "ledger_transfers",
+        "UPDATE ledger_transfers SET amount = 25 WHERE id = :id",
+        id=journal.spend_id,
+    )
+    result = verify_cli(app, session, "--report")
+    assert result.exit_code == 1
+    assert "  recomputation: every balance and hash recomputed from the transfers: " in (
+        result.stdout
+    )
+    assert f"    DISCREPANCY: transfer {journal.spend_id}: hash does not match" in result.stdout
+    assert result.stdout.splitlines()[-1] == "result: DISCREPANCIES FOUND"

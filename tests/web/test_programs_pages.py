@@ -261,7 +261,8 @@ NAV = {
     "auditor": [
         ("Claims", "web.claims"), ("Requests", "web.requests"), ("Payouts", "web.payouts_page"),
         ("Programs", "web.programs"), ("Partners", "web.partners"),
-        ("Integrations", "web.integrations"), ("Audit log", "web.audit_log"),
+        ("Integrations", "web.integrations"), ("Integrity", "web.integrity_page"),
+        ("Audit log", "web.audit_log"),
     ],
     "partner": [
         ("My funds", "web.funds"), ("My requests", "web.requests"), ("My claims", "web.claims"),
