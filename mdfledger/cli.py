@@ -27,6 +27,7 @@ from mdfledger.db import get_read_session, get_session, session_factory
 from mdfledger.engagement.cli import events_group
 from mdfledger.engagement.signals_cli import engagement_group
 from mdfledger.errors import DomainError
+from mdfledger.exports.cli import export_group
 from mdfledger.money import format_amount, parse_amount, validate_currency
 from mdfledger.payouts.cli import payouts_group, reconcile_group
 from mdfledger.verification.cli import ocr_invoice, verification_group, worker
@@ -605,6 +606,7 @@ def register_commands(app: Flask) -> None:
         import_group, audit_group, verification_group, ocr_invoice, worker,
         payouts_group, reconcile_group, events_group, engagement_group, upkeep_command,
         demo_command, bench_group, serve,
+        export_group,
     )  # fmt: skip
     for command in commands:
         app.cli.add_command(command)
