@@ -42,7 +42,10 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     from mdfledger import storage
 
     app.extensions[storage.APP_KEY] = storage.store_from_settings(settings)
-    from mdfledger import jobs
+    from mdfledger import engagement, jobs, payouts
+
+    payouts.init_app(app, settings)  # Stripe Connect when configured, the manual provider always
+    app.extensions[engagement.APP_KEY] = engagement.senders_from_settings(settings)
 
     jobs.init_app(app, settings, app.extensions[storage.APP_KEY])
     from mdfledger.audit import requests as request_ids

@@ -197,7 +197,7 @@ def deliver_events(
     ctx: Context, partner_id: int | None = None, *, final: bool = True, now: datetime | None = None
 ) -> None:
     """Deliver a partner's due events (a failed delivery is retried on its own schedule by
-    the sweep, not by the task)."""
+    `upkeep`, not by the task)."""
     engagement.deliver(ctx.sessions, ctx.senders, partner_id=partner_id, now=now)
 
 
@@ -286,10 +286,8 @@ def runner_for(settings: Settings, ctx: Context) -> background.Runner:
 
 
 def init_app(app: Any, settings: Settings, store: Any) -> None:
-    """Run the jobs the app's services enqueue, the way the settings say. The payout
-    providers and event senders are the app's own (pages and jobs share them)."""
-    payouts.init_app(app, settings)
-    app.extensions.setdefault(engagement.APP_KEY, engagement.senders_from_settings(settings))
+    """Run the jobs the app's services enqueue, the way the settings say, with the app's own
+    payout providers and event senders (pages and jobs share them)."""
     ctx = Context(
         app.extensions["mdfledger.db"],
         app.extensions["mdfledger.db.read"],

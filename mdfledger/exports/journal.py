@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session, aliased
 from mdfledger.errors import ValidationError
 from mdfledger.exports import rules
 from mdfledger.exports.rules import AccountInfo, TransferInfo
-from mdfledger.ledger import rules as ledger_rules
+from mdfledger.ledger.balances import through_transfer
 from mdfledger.ledger.models import Account, ChainHead, Entry, Transfer
 from mdfledger.programs.models import Partner, Program
 
@@ -92,14 +92,14 @@ def export_journal(
     last_day = max((a.opened for a in accounts), default=None)
     count = 0
     for t in _transfers(session, high_water, names):
-        write(rules.hledger_transaction(t) if hledger else rules.beancount_transaction(t))
+        write(rules.transaction(t, fmt))
         write([""])
         count += 1
         last_day = t.effective_date if last_day is None else max(last_day, t.effective_date)
 
     if accounts:
         assert last_day is not None
-        balances = [(a, _balances_at(session, a.id, high_water)) for a in accounts]
+        balances = [(a, through_transfer(session, a.id, high_water)) for a in accounts]
         if hledger:
             write(
                 [
@@ -224,16 +224,3 @@ def _transfers(session: Session, high_water: int, names: dict[int, str]) -> Iter
             ref_id=row.ref_id,
             memo=row.memo,
         )
-
-
-def _balances_at(session: Session, account_id: int, high_water: int) -> ledger_rules.Balances:
-    """The balances the ledger recorded on the account's last entry up to the high-water mark."""
-    row = session.execute(
-        select(
-            Entry.debits_pending, Entry.debits_posted, Entry.credits_pending, Entry.credits_posted
-        )
-        .where(Entry.account_id == account_id, Entry.transfer_id <= high_water)
-        .order_by(Entry.transfer_id.desc())
-        .limit(1)
-    ).one_or_none()
-    return ledger_rules.Balances(*row) if row else ledger_rules.Balances()

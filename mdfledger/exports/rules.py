@@ -168,25 +168,21 @@ def _legs(t: TransferInfo) -> tuple[list[tuple[str, int]], list[tuple[str, int]]
     return cleared, pending
 
 
-def hledger_transaction(t: TransferInfo) -> list[str]:
+def transaction(t: TransferInfo, fmt: str) -> list[str]:
+    """The transfer as one transaction: header, metadata, cleared legs, reservation legs (`!`
+    inside a cleared transaction). The formats differ only in quoting and indentation."""
+    hledger = fmt == "hledger"
     cleared, pending = _legs(t)
-    status = "*" if cleared else "!"
-    lines = [f"{t.effective_date.isoformat()} {status} {hledger_text(description(t))}"]
-    lines += [f"    ; {k}: {hledger_tag(v)}" for k, v in _metadata(t)]
-    lines += [f"    {acct}  {money(amt, t.currency)}" for acct, amt in cleared]
-    mark = "! " if cleared else ""  # in a cleared transaction the reservation legs stay pending
-    lines += [f"    {mark}{acct}  {money(amt, t.currency)}" for acct, amt in pending]
-    return lines
-
-
-def beancount_transaction(t: TransferInfo) -> list[str]:
-    cleared, pending = _legs(t)
-    flag = "*" if cleared else "!"
-    lines = [f"{t.effective_date.isoformat()} {flag} {beancount_string(description(t))}"]
-    lines += [f"  {k}: {beancount_string(v)}" for k, v in _metadata(t)]
-    lines += [f"  {acct}  {money(amt, t.currency)}" for acct, amt in cleared]
+    pad = "    " if hledger else "  "
+    text = hledger_text(description(t)) if hledger else beancount_string(description(t))
+    lines = [f"{t.effective_date.isoformat()} {'*' if cleared else '!'} {text}"]
+    lines += [
+        f"{pad}; {k}: {hledger_tag(v)}" if hledger else f"{pad}{k}: {beancount_string(v)}"
+        for k, v in _metadata(t)
+    ]
+    lines += [f"{pad}{acct}  {money(amt, t.currency)}" for acct, amt in cleared]
     mark = "! " if cleared else ""
-    lines += [f"  {mark}{acct}  {money(amt, t.currency)}" for acct, amt in pending]
+    lines += [f"{pad}{mark}{acct}  {money(amt, t.currency)}" for acct, amt in pending]
     return lines
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -104,6 +105,12 @@ def _as_of_time(session: Session, account_id: int, at: datetime) -> rules.Balanc
         .limit(1)
         .scalar_subquery()
     )
+    return through_transfer(session, account_id, last_id)
+
+
+def through_transfer(session: Session, account_id: int, last_id: Any) -> rules.Balances:
+    """The balances recorded on the account's last entry up to transfer `last_id` (an id or a
+    scalar subquery): one index lookup."""
     row = session.execute(
         select(
             Entry.debits_pending, Entry.debits_posted, Entry.credits_pending, Entry.credits_posted

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mdfledger import exports, ledger
@@ -27,7 +27,7 @@ from mdfledger.actor import Actor
 from mdfledger.errors import ValidationError
 from mdfledger.exports import rules
 from mdfledger.ledger import AccountKind, NewTransfer
-from mdfledger.ledger.models import Account
+from mdfledger.ledger.models import Account, Transfer
 from mdfledger.money import format_amount
 from tests.conftest import skip_or_fail
 
@@ -316,3 +316,28 @@ def test_random_journals_balance_in_hledger(
     session.flush()
     path = _export(session, "hledger", tmp_path / f"random-{tag}.journal")
     _assert_hledger_matches(session, path)
+
+
+def test_the_export_command_writes_a_file_hledger_accepts(
+    session: Session, actor: Actor, tmp_path: Path, database_url: str
+):
+    import mdfledger
+
+    _build(session, actor)
+    session.commit()
+    transfers = session.scalar(select(func.count()).select_from(Transfer))
+    session.close()  # SQLite: the command's session needs the write lock
+    app = mdfledger.create_app(
+        {"database_url": database_url, "env": "test", "instance_path": tmp_path / "instance"}
+    )
+    try:
+        runner = app.test_cli_runner()
+        out = tmp_path / "books.journal"
+        done = runner.invoke(args=["export", "journal", "--format", "hledger", "-o", str(out)])
+        assert done.exit_code == 0, done.output
+        assert done.output.startswith(f"wrote {transfers} transfer(s) and ")
+        assert _run(_hledger(), "-f", str(out), "check").returncode == 0
+        bad = runner.invoke(args=["export", "journal", "--format", "hledger", "--as-of", "May"])
+        assert bad.exit_code != 0 and "'May' is not a date (2026-03-31)" in bad.output
+    finally:
+        app.extensions["mdfledger.db"].kw["bind"].dispose()
