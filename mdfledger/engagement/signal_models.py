@@ -70,6 +70,8 @@ class PartnerSignal(Base):
         UniqueConstraint("program_id", "partner_id", "kind", "subject"),
         CheckConstraint(one_of("kind", SignalKind), name="kind"),
         CheckConstraint("NOT active OR since IS NOT NULL", name="since"),
+        # A signal on, or one that sent an event, was turned on under a key.
+        CheckConstraint("NOT (active OR emitted) OR event_key IS NOT NULL", name="event_key"),
         # The at-risk list: the signals on, by program.
         Index("ix_partner_signals_active", "active", "program_id", "partner_id"),
         Index("ix_partner_signals_partner", "partner_id"),

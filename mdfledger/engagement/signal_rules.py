@@ -16,7 +16,9 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from mdfledger.errors import ValidationError
+from mdfledger import audit
+from mdfledger.engagement.messages import long_date
+from mdfledger.errors import DomainError, ValidationError
 from mdfledger.programs.rules import business_date
 
 
@@ -454,6 +456,31 @@ def event_key(program_id: int, partner_id: int, change: Change) -> str:
     """The engagement outbox's dedupe key: a second guard against sending one change twice."""
     since = change.since.isoformat() if change.since else ""
     return f"signal:{program_id}:{partner_id}:{change.kind.value}:{change.subject}:{since}"
+
+
+# --- how finance reads a signal ------------------------------------------------------------------
+
+
+def describe(kind: str, value: Mapping[str, Any]) -> str:
+    """One line about a signal for finance (the at-risk page and CLI):
+    '1,450.00 USD of FY2026 Q3 expires 30 September 2026'; "" when the value is not of the
+    shape these rules write (the label alone says enough)."""
+    try:
+        if kind in (SignalKind.NO_SIGN_IN, SignalKind.NO_ACTIVITY, SignalKind.INACTIVE):
+            return f"{value['days']} days (threshold {value['threshold']})"
+        if kind == SignalKind.FUNDS_EXPIRING:
+            amount = audit.money(value["amount"], value["currency"])
+            expires = long_date(date.fromisoformat(value["expires_on"]))
+            return f"{amount} of {value['period']} expires {expires}"
+        if kind == SignalKind.DEADLINE_NEAR:
+            amount = audit.money(value["amount"], value["currency"])
+            deadline = long_date(date.fromisoformat(value["claim_deadline"]))
+            return f"{value['reference']}: {amount}, claim by {deadline}"
+        if kind == SignalKind.MILESTONE:
+            return f"{value['percent']}% of {value['period']} used"
+    except (KeyError, TypeError, ValueError, DomainError):
+        pass  # a value from an older shape
+    return ""
 
 
 # --- risk ----------------------------------------------------------------------------------------

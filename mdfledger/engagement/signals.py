@@ -12,8 +12,7 @@ Turning off is recorded (state row and audit entry) without an event. Services n
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -127,17 +126,13 @@ def set_policy(
 # --- facts ---------------------------------------------------------------------------------------
 
 
-def last_sign_ins(
-    session: Session, partner_ids: Iterable[int] | None = None
-) -> dict[int, datetime]:
+def last_sign_ins(session: Session) -> dict[int, datetime]:
     """Per partner, the latest sign-in of any of its users."""
     statement = (
         select(User.partner_id, func.max(User.last_login_at))
         .where(User.partner_id.is_not(None), User.last_login_at.is_not(None))
         .group_by(User.partner_id)
     )
-    if partner_ids is not None:
-        statement = statement.where(User.partner_id.in_(list(partner_ids)))
     return {partner: _utc(at) for partner, at in session.execute(statement) if at is not None}
 
 
@@ -233,8 +228,8 @@ class SignalRun:
     refreshed: int = 0  # signals still on whose value changed
 
     def add(self, other: SignalRun) -> SignalRun:
-        for name in ("programs", "partners", "turned_on", "turned_off", "events", "refreshed"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for counter in fields(self):
+            setattr(self, counter.name, getattr(self, counter.name) + getattr(other, counter.name))
         return self
 
 
@@ -422,6 +417,10 @@ class SignalView:
     subject: str
     since: date
     value: dict[str, Any]
+
+    @property
+    def detail(self) -> str:
+        return rules.describe(self.kind, self.value)
 
 
 @dataclass

@@ -7,11 +7,11 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
+from mdfledger import audit
 from mdfledger.actor import Actor
 from mdfledger.db import get_read_session, session_factory
 from mdfledger.engagement import signals
 from mdfledger.errors import DomainError
-from mdfledger.money import format_amount
 from mdfledger.programs.service import program_by_code
 
 CLI_ACTOR = Actor.system("cli")
@@ -60,7 +60,7 @@ def at_risk_command(program_code: str | None) -> None:
         return
     for row in rows:
         expiring = (
-            f"{format_amount(row.expiring_amount, row.currency)} {row.currency} expiring"
+            f"{audit.money(row.expiring_amount, row.currency)} expiring"
             f" {row.expiring_on.isoformat()}"
             if row.expiring_on
             else "nothing expiring"
@@ -68,4 +68,7 @@ def at_risk_command(program_code: str | None) -> None:
         click.echo(f"{row.partner_code} in {row.program_code}: {expiring}")
         for signal in row.signals:
             subject = f" {signal.subject}" if signal.subject else ""
-            click.echo(f"  {signal.label}{subject} (signal on since {signal.since.isoformat()})")
+            detail = f": {signal.detail}" if signal.detail else ""
+            click.echo(
+                f"  {signal.label}{subject} (signal on since {signal.since.isoformat()}){detail}"
+            )

@@ -12,7 +12,6 @@ from typing import Any
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from wtforms import BooleanField, IntegerField, StringField
 from wtforms.validators import InputRequired
@@ -21,33 +20,12 @@ from mdfledger import programs
 from mdfledger.actor import Actor
 from mdfledger.auth import Role
 from mdfledger.auth.access import request_actor, require_roles
+from mdfledger.auth.scope import MANAGERS, STAFF
 from mdfledger.db import get_read_session
 from mdfledger.engagement import signals
 from mdfledger.engagement.signal_rules import KIND_LABELS, Thresholds, milestones_text
 from mdfledger.errors import DomainError
-from mdfledger.money import format_amount
-from mdfledger.web import bp, call_service, longdate
-from mdfledger.web.partners import MANAGERS, STAFF
-
-
-def signal_detail(kind: str, value: dict[str, Any]) -> str:
-    """One line about a signal for finance: '450.00 USD of FY2026 Q3 expires 30 September 2026'."""
-    try:
-        if kind in ("partner.no_sign_in", "partner.no_activity", "partner.inactive"):
-            return f"{value['days']} days (threshold {value['threshold']})"
-        if kind == "funds.expiring":
-            amount = format_amount(value["amount"], value["currency"])
-            expires = longdate(datetime.fromisoformat(value["expires_on"]).date())
-            return f"{amount} {value['currency']} of {value['period']} expires {expires}"
-        if kind == "reservation.deadline_near":
-            amount = format_amount(value["amount"], value["currency"])
-            deadline = longdate(datetime.fromisoformat(value["claim_deadline"]).date())
-            return f"{value['reference']}: {amount} {value['currency']}, claim by {deadline}"
-        if kind == "utilisation.milestone":
-            return f"{value['percent']}% of {value['period']} used"
-    except (KeyError, TypeError, ValueError, DomainError):
-        pass  # a value from an older shape: the label alone says enough
-    return ""
+from mdfledger.web import bp, call_service
 
 
 def when(moment: datetime | None) -> str:
@@ -62,11 +40,7 @@ def when(moment: datetime | None) -> str:
 def at_risk() -> Any:
     session = get_read_session()
     actor = request_actor()
-    choices = session.execute(
-        select(programs.Program.id, programs.Program.code, programs.Program.name).order_by(
-            programs.Program.name, programs.Program.id
-        )
-    ).all()
+    choices = session.scalars(programs.programs_query(actor)).all()
     typed = request.args.get("program", "").strip()
     program_id: object = int(typed) if typed.isascii() and typed.isdigit() else typed or None
     error = None
@@ -80,7 +54,6 @@ def at_risk() -> Any:
         choices=choices,
         selected=program_id,
         error=error,
-        detail=signal_detail,
         when=when,
     )
     return html, 422 if error else 200

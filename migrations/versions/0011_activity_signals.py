@@ -71,6 +71,10 @@ def upgrade() -> None:
         sa.Column("emitted", sa.Boolean(), nullable=False),
         sa.Column("first_seen_at", UTCDateTime, nullable=False),
         sa.Column("changed_at", UTCDateTime, nullable=False),
+        sa.CheckConstraint(
+            "NOT (active OR emitted) OR event_key IS NOT NULL",
+            name=op.f("ck_partner_signals_event_key"),
+        ),
         sa.CheckConstraint(KINDS, name=op.f("ck_partner_signals_kind")),
         sa.CheckConstraint(
             "NOT active OR since IS NOT NULL", name=op.f("ck_partner_signals_since")

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mdfledger import audit, auth, claims, programs, verification
@@ -367,6 +368,26 @@ def test_an_inactive_policy_or_a_closed_program_turns_signals_off_quietly(
     assert len({e.key for e in events(session)}) == 4
 
 
+@pytest.mark.parametrize(
+    ("values", "constraint"),
+    [
+        ({"since": None}, "since"),
+        ({"event_key": None}, "event_key"),
+        ({"kind": "partner.gone"}, "kind"),
+    ],
+)
+def test_the_database_refuses_inconsistent_signal_rows(
+    session: Session, desk: Desk, values: dict[str, Any], constraint: str
+) -> None:
+    only(session, desk, "partner.no_sign_in")
+    run(session, at(NOW.date() + 31 * DAY))
+    row = state(session, desk.acme.id, "partner.no_sign_in")
+    session.commit()
+    with pytest.raises(IntegrityError, match=constraint):
+        session.execute(update(PartnerSignal).where(PartnerSignal.id == row.id).values(**values))
+    session.rollback()
+
+
 # --- thresholds ----------------------------------------------------------------------------------
 
 
@@ -447,6 +468,10 @@ def test_the_at_risk_list_riskiest_first(session: Session, desk: Desk) -> None:
     assert bolt.expiring_amount == 2_000_000 > core_row.expiring_amount == 100_000
     assert bolt.last_sign_in == at(day - DAY)
     assert acme.signals[1].value["days_left"] == 14
+    # What finance reads on the page and in the terminal.
+    assert [s.detail for s in acme.signals] == [
+        "32 days (threshold 30)", "15,000.00 USD of FY2026 Q3 expires 30 September 2026",
+    ]  # fmt: skip
     # Filtered by program; partners and auditors may not see it.
     assert len(signals.at_risk(session, desk.admin, desk.mdf.id, now=at(day))) == 3
     other = programs.create_program(

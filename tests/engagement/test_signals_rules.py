@@ -285,6 +285,28 @@ def test_inactive_speaks_for_the_quiet_signals_turning_on_with_it() -> None:
     assert {(c.kind, c.emit) for c in changes} == {(K.NO_ACTIVITY, False), (K.INACTIVE, True)}
 
 
+def test_describe_says_what_finance_needs_and_never_raises() -> None:
+    expiring = {
+        "amount": 145_000, "currency": "USD", "period": "FY2026 Q3", "expires_on": "2026-09-30",
+    }  # fmt: skip
+    held = {
+        "reference": "REQ-000012", "amount": 200_000, "currency": "JPY",
+        "claim_deadline": "2026-10-29",
+    }  # fmt: skip
+    assert r.describe(K.NO_SIGN_IN, {"days": 31, "threshold": 30}) == "31 days (threshold 30)"
+    assert r.describe(K.FUNDS_EXPIRING, expiring) == (
+        "1,450.00 USD of FY2026 Q3 expires 30 September 2026"
+    )
+    assert r.describe(K.DEADLINE_NEAR, held) == (
+        "REQ-000012: 200,000 JPY, claim by 29 October 2026"
+    )
+    assert r.describe(K.MILESTONE, {"percent": 50, "period": "FY2026 Q3"}) == (
+        "50% of FY2026 Q3 used"
+    )
+    for bad in ({}, {**expiring, "currency": "XX"}, {**expiring, "expires_on": "soon"}):
+        assert r.describe(K.FUNDS_EXPIRING, bad) == ""
+
+
 def test_risk_order() -> None:
     rows = [
         (1, date(2026, 10, 1), 500, "b"),

@@ -16,6 +16,7 @@ from mdfledger.actor import Actor
 from mdfledger.clock import utcnow
 from mdfledger.engagement import signals
 from mdfledger.engagement.signal_models import SignalPolicy
+from mdfledger.engagement.signal_schemas import value_out
 from mdfledger.engagement.signals_cli import at_risk_command, signals_command
 from tests.api.test_programs_api import World, build_world, ok
 from tests.web.test_programs_pages import field_error, nav_labels, sign_in, submit, text
@@ -65,7 +66,7 @@ def test_finance_sees_the_at_risk_partners_with_links(world: World) -> None:
         assert "At-risk partners" in nav_labels(page)
         assert "Acme Networks" in page and "Bolt Systems" in page
         assert f'href="/partners/{world.acme}"' in page
-        assert "No sign-in" in page and "days (threshold 30)" in page
+        assert "No sign-in</strong>: 31 days (threshold 30)" in page
         assert "never" in page  # nobody at ACME or BOLT has signed in
     # One program only; an unknown one is a message, not a crash.
     only = text(client(world, "finance").get(f"/at-risk?program={world.mdf}"))
@@ -87,6 +88,15 @@ def test_partners_and_auditors_may_not_see_the_at_risk_list(world: World) -> Non
 def test_an_empty_list_says_so(world: World) -> None:
     page = text(client(world, "finance").get("/at-risk"))
     assert "No partner is at risk." in page
+
+
+def test_money_in_a_signal_value_goes_out_as_decimal_strings() -> None:
+    value = {"amount": 150_000, "used": 5, "total": 20, "currency": "USD", "days_left": 3}
+    assert value_out(value) == {
+        "amount": "1500.00", "used": "0.05", "total": "0.20", "currency": "USD", "days_left": 3
+    }  # fmt: skip
+    assert value_out({"amount": 5000, "currency": "JPY"}) == {"amount": "5000", "currency": "JPY"}
+    assert value_out({"amount": 5, "currency": "XX"}) == {"amount": 5, "currency": "XX"}
 
 
 # --- a program's thresholds on the page ----------------------------------------------------------
@@ -144,9 +154,11 @@ def test_the_at_risk_api(world: World) -> None:
     kinds = [s["kind"] for s in acme["signals"]]
     assert "partner.no_sign_in" in kinds
     assert acme["available"] == "1500.00"
-    expiring = [s for s in acme["signals"] if s["kind"] == "funds.expiring"]
-    for signal in expiring:
-        assert signal["value"]["amount"] == "1500.00"  # money as decimal strings
+    [quiet] = [s for s in acme["signals"] if s["kind"] == "partner.no_sign_in"]
+    assert (quiet["label"], quiet["subject"]) == ("No sign-in", "")
+    assert quiet["value"] == {
+        "days": 31, "threshold": 30, "last_seen": None, "program": "MDF 2027"
+    }  # fmt: skip
     risks = [item["risks"] for item in page["items"]]
     assert risks == sorted(risks, reverse=True)
     # Filter, pages, an unknown program.
@@ -195,6 +207,7 @@ def test_the_cli_runs_signals_and_lists_the_partners_at_risk(world: World) -> No
     listed = runner.invoke(at_risk_command, ["--program", "MDF27"])
     assert listed.exit_code == 0, listed.output
     assert "ACME in MDF27" in listed.output and "No sign-in (signal on since" in listed.output
+    assert "): 31 days (threshold 30)" in listed.output
     again = runner.invoke(signals_command, ["--program", "MDF27"])
     assert again.exit_code == 0 and "0 event(s) sent" in again.output
     unknown = runner.invoke(signals_command, ["--program", "NOPE"])
