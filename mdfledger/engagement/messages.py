@@ -14,9 +14,9 @@ from typing import Any
 
 from babel.dates import format_date
 
+from mdfledger import audit
 from mdfledger.engagement.rules import EventType, check_type
 from mdfledger.errors import DomainError
-from mdfledger.money import format_amount
 
 LOCALE = "en_US"
 SUBJECT_MAX = 200
@@ -55,11 +55,9 @@ class _Data:
         if amount is None or currency is None:
             return None
         try:
-            exact = format_amount(abs(amount), currency)
-        except (TypeError, DomainError):  # an unknown currency code
+            return audit.money(amount, currency)
+        except DomainError:  # an unknown currency code
             return None
-        whole, dot, fraction = exact.partition(".")
-        return f"{'-' if amount < 0 else ''}{int(whole):,}{dot}{fraction} {currency}"
 
     def day(self, key: str) -> date | None:
         value = self.text(key)
@@ -300,51 +298,48 @@ def _funds_expired(d: _Data) -> Message:
     )
 
 
-def _inactive(d: _Data) -> tuple[str, str]:
-    """(' for 45 days', ' since 1 July 2026'), each blank when unknown."""
-    days, last = d.whole("days"), d.day("last_seen")
-    since = f" since {long_date(last)}" if last else ""
-    span = f" for {_days(days)}" if days is not None else ""
-    return span, since
+@dataclass(frozen=True)
+class _Inactivity:
+    """The words of one inactivity signal; the span and date come from the data."""
+
+    subject: str  # "We have not seen you" + " for 45 days"
+    what: str  # "There has been no activity on your account" + span + " since 1 July 2026."
+    why: str
+    next_step: str
+    action: str
+
+    def __call__(self, d: _Data) -> Message:
+        days, last = d.whole("days"), d.day("last_seen")
+        span = f" for {_days(days)}" if days is not None else ""
+        since = f" since {long_date(last)}" if last else ""
+        return Message(
+            f"{self.subject}{span}",
+            _join(f"{self.what}{span}{since}.", self.why, self.next_step),
+            self.action,
+        )
 
 
-def _partner_inactive(d: _Data) -> Message:
-    span, since = _inactive(d)
-    return Message(
-        f"We have not seen you{span}",
-        _join(
-            f"There has been no activity on your account{span}{since}.",
-            "Your funds are still here, and unused funds expire at the end of their period.",
-            "Sign in to see your balance and plan an activity.",
-        ),
-        "Sign in and check your funds",
-    )
-
-
-def _partner_no_sign_in(d: _Data) -> Message:
-    span, since = _inactive(d)
-    return Message(
-        f"Nobody from your team has signed in{span}",
-        _join(
-            f"No user of your organisation has signed in{span}{since}.",
-            "Approvals, expiring funds and payouts are waiting in your account.",
-            "Sign in, or ask your channel manager to add a colleague who can.",
-        ),
-        "Sign in to your account",
-    )
-
-
-def _partner_no_activity(d: _Data) -> Message:
-    span, since = _inactive(d)
-    return Message(
-        f"No marketing activity requested{span}",
-        _join(
-            f"You have not requested pre-approval for an activity{span}{since}.",
-            "Funds you do not use expire at the end of their period.",
-            "Browse the catalog and request pre-approval for your next activity.",
-        ),
-        "Request pre-approval for an activity",
-    )
+_partner_inactive = _Inactivity(
+    "We have not seen you",
+    "There has been no activity on your account",
+    "Your funds are still here, and unused funds expire at the end of their period.",
+    "Sign in to see your balance and plan an activity.",
+    "Sign in and check your funds",
+)
+_partner_no_sign_in = _Inactivity(
+    "Nobody from your team has signed in",
+    "No user of your organisation has signed in",
+    "Approvals, expiring funds and payouts are waiting in your account.",
+    "Sign in, or ask your channel manager to add a colleague who can.",
+    "Sign in to your account",
+)
+_partner_no_activity = _Inactivity(
+    "No marketing activity requested",
+    "You have not requested pre-approval for an activity",
+    "Funds you do not use expire at the end of their period.",
+    "Browse the catalog and request pre-approval for your next activity.",
+    "Request pre-approval for an activity",
+)
 
 
 def _reservation_deadline_near(d: _Data) -> Message:

@@ -290,16 +290,11 @@ def senders_from_settings(settings: Any) -> Senders:
     }
 
 
-def aws_clients(region: str, endpoint_url: str | None = None) -> _Clients:
-    return _Clients(region=region, endpoint_url=endpoint_url)
-
-
 __all__ = [
     "EmailSender",
     "EventBridgeSender",
     "SmtpConfig",
     "SnsSender",
     "WebhookSender",
-    "aws_clients",
     "senders_from_settings",
 ]

@@ -17,6 +17,7 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from wtforms import BooleanField, SelectField, StringField
 
@@ -24,12 +25,12 @@ from mdfledger import engagement, programs
 from mdfledger.actor import Actor
 from mdfledger.auth import Role
 from mdfledger.auth.access import request_actor, require_roles
+from mdfledger.auth.scope import MANAGERS, STAFF
 from mdfledger.db import get_read_session, get_session
 from mdfledger.engagement import DestinationKind, EventType
 from mdfledger.engagement.rules import ALL_TYPES, type_list
-from mdfledger.errors import DomainError, Forbidden, NotFound, ValidationError
-from mdfledger.web import MultiCheckboxField, bp, call_service, choices, show_error
-from mdfledger.web.partners import MANAGERS, STAFF
+from mdfledger.errors import NotFound, ValidationError
+from mdfledger.web import MultiCheckboxField, bp, call_service, choices, show_error, url_if
 
 KIND_LABELS = {
     DestinationKind.WEBHOOK: "Webhook (signed HTTPS POST)",
@@ -96,7 +97,11 @@ def integrations() -> str:
 
 
 def _partners(session: Session, ids: set[int]) -> dict[int, programs.Partner]:
-    return {i: p for i in ids if (p := session.get(programs.Partner, i)) is not None}
+    """The partners named on a page, in one query."""
+    if not ids:
+        return {}
+    found = session.scalars(select(programs.Partner).where(programs.Partner.id.in_(ids)))
+    return {p.id: p for p in found}
 
 
 @bp.get("/integrations/new")
@@ -259,18 +264,13 @@ def destination_secret(destination_id: int) -> Any:
     form = FlaskForm()
     if not form.validate():
         abort(400)
-    session = get_session()
-    try:
-        made = engagement.rotate_secret(session, request_actor(), destination_id)
-    except (NotFound, Forbidden):
-        session.rollback()
-        raise
-    except DomainError as error:
-        session.rollback()
-        flash(error.message, "error")
+    made = call_service(
+        form, lambda session, actor: engagement.rotate_secret(session, actor, destination_id)
+    )
+    if made is None:  # not a webhook: the reason is on the form, which this page does not show
+        flash(" ".join(form.form_errors), "error")
         return redirect(url_for("web.destination", destination_id=destination_id))
-    session.commit()
-    return _destination_page(destination_id, secret=made.secret, session=session)
+    return _destination_page(destination_id, secret=made.secret, session=get_session())
 
 
 # --- dead letters --------------------------------------------------------------------------------
@@ -351,20 +351,13 @@ def messages() -> str:
 def _link(event: engagement.Event) -> tuple[str, str] | None:
     """Where the message's next step is done: (label, url), or None."""
     data = event.data if isinstance(event.data, dict) else {}
-    claim_id = data.get("claim_id")
-    request_id = data.get("request_id")
+    claim_id, request_id = data.get("claim_id"), data.get("request_id")
     if event.type.startswith("claim.") and isinstance(claim_id, int):
-        url = url_for("web.claim", claim_id=claim_id) if _has("web.claim") else None
-        return ("Open the claim", url) if url else None
-    if event.type == "reservation.deadline_near" and isinstance(request_id, int):
-        url = url_for("web.request", request_id=request_id) if _has("web.request") else None
-        return ("Open the pre-approval", url) if url else None
-    if event.type.startswith(("fund", "funds.", "utilisation.", "partner.")) and _has("web.funds"):
-        return ("See your funds", url_for("web.funds"))
-    return None
-
-
-def _has(endpoint: str) -> bool:
-    from flask import current_app
-
-    return endpoint in current_app.view_functions
+        label, url = "Open the claim", url_if("web.claim", claim_id=claim_id)
+    elif event.type == "reservation.deadline_near" and isinstance(request_id, int):
+        label, url = "Open the pre-approval", url_if("web.request", request_id=request_id)
+    elif event.type.startswith(("fund.", "funds.", "utilisation.", "partner.")):
+        label, url = "See your funds", url_if("web.funds")
+    else:
+        return None
+    return (label, url) if url else None

@@ -117,6 +117,7 @@ def test_unknown_fields_and_kinds_are_refused(world: World) -> None:
         {"name": "x", "kind": "email", "email_to": ["a@b.test"], "secret": "mine"},
     ):
         assert world.post("admin", "/api/v1/destinations", body).status_code == 422
+    assert ok(world.get("admin", "/api/v1/destinations")) == {"destinations": []}
 
 
 def test_dead_letters_and_replay(world: World) -> None:

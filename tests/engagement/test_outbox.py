@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select, text, update
-from sqlalchemy.exc import DatabaseError
+from sqlalchemy.exc import DatabaseError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mdfledger import background, engagement
@@ -115,12 +115,15 @@ def test_data_must_be_json_values(session: Session, world: World, data: object) 
 
 
 def test_unknown_partner_or_program(session: Session, world: World) -> None:
-    with pytest.raises(ValidationError, match="partner 999 not found"):
-        engagement.emit(session, "claim.paid", partner_id=999, data={})
     with pytest.raises(ValidationError, match="partner_id"):
         engagement.emit(session, "claim.paid", partner_id=True, data={})  # type: ignore[arg-type]
-    with pytest.raises(ValidationError, match="program 999 not found"):
-        engagement.emit(session, "claim.paid", partner_id=world.acme.id, program_id=999, data={})
+    with pytest.raises(ValidationError, match="program_id"):
+        engagement.emit(session, "claim.paid", partner_id=world.acme.id, program_id=True, data={})
+    # Callers pass ids of rows they hold; the foreign keys refuse any other.
+    for ids in ({"partner_id": 999}, {"partner_id": world.acme.id, "program_id": 999}):
+        with pytest.raises(IntegrityError):
+            engagement.emit(session, "claim.paid", data={}, **ids)  # type: ignore[arg-type]
+        session.rollback()
     assert count(session, Event) == 0
 
 

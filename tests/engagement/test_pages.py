@@ -111,6 +111,15 @@ def test_edit_disable_enable_and_test_send(world: World, receiver: Receiver) -> 
     rotated = destination_row(world).secret
     assert rotated != made.secret and rotated in text(response)
 
+    with world.sessions() as session:
+        mail = engagement.create_destination(
+            session, ADMIN, name="Ops", kind="email", email_to="ops@vendor.test"
+        ).destination.id
+        session.commit()
+    response = post(admin, f"/integrations/{mail}/secret", {}, follow_redirects=True)
+    assert "only webhooks have a signing secret" in visible(response)
+    assert destination_row(world).secret is None
+
 
 def test_who_may_see_and_change_integrations(world: World, receiver: Receiver) -> None:
     new_webhook(world, receiver)
@@ -196,7 +205,8 @@ def test_partners_read_their_own_messages(world: World) -> None:
     shown = visible(page)
     assert "450.00 USD of your Q3 MDF expires on 30 September" in shown
     assert "1 activity in the catalog fits: Webinar." in shown
-    assert "Next step: Request pre-approval before the funds expire" in shown
+    assert "Next step: Request pre-approval before the funds expire · See your funds" in shown
+    assert '<a href="/funds">See your funds</a>' in text(page)
     assert "Bolt" not in shown and "CLM-000099" not in shown
     sneaky = visible(world.client("partner").get(f"/messages?partner={world.bolt}"))
     assert "CLM-000099" not in sneaky and "450.00 USD" in sneaky
