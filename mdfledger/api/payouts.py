@@ -15,7 +15,6 @@ from typing import Any
 
 from flask import Response
 from flask_smorest import Blueprint
-from sqlalchemy import select
 
 from mdfledger import payouts, programs
 from mdfledger.api import API_PREFIX
@@ -26,7 +25,6 @@ from mdfledger.auth.models import Role
 from mdfledger.auth.scope import MANAGERS, STAFF, partner_scope
 from mdfledger.db import get_read_session, get_session
 from mdfledger.payouts import schemas as s
-from mdfledger.programs.models import Fund
 from mdfledger.programs.schemas import to_minor
 
 blp = Blueprint(
@@ -46,16 +44,8 @@ ALL = (*STAFF, Role.PARTNER)
 def _details(partner_id: int) -> dict[str, Any]:
     session, actor = get_read_session(), api_actor()
     partner = programs.get_partner(session, actor, partner_id)
-    row = payouts.details_of(session, actor, partner.id)
-    program_ids = session.scalars(
-        select(Fund.program_id).where(Fund.partner_id == partner.id).distinct()
-    ).all()
-    holds = [
-        (pid, reason)
-        for pid in sorted(program_ids)
-        if (reason := payouts.hold_reason(session, partner.id, pid)) is not None
-    ]
-    return s.details_out(partner.id, row, holds)
+    holds = [(p.id, reason) for p, reason in payouts.holds_of(session, actor, partner.id)]
+    return s.details_out(partner.id, payouts.details_of(session, actor, partner.id), holds)
 
 
 @blp.route("/partners/<int:partner_id>/payout-details", methods=["GET"])

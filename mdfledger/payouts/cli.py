@@ -14,10 +14,9 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
-from mdfledger import payouts
+from mdfledger import audit, payouts
 from mdfledger.db import get_read_session, get_session, session_factory
 from mdfledger.errors import DomainError
-from mdfledger.money import format_amount
 from mdfledger.payouts.reconcile import parse_since
 from mdfledger.payouts.service import PAYOUTS
 from mdfledger.programs.service import partner_by_code, program_by_code
@@ -49,7 +48,7 @@ def run_command(program_code: str | None, partner_code: str | None, due: bool) -
     except DomainError as error:
         raise click.ClickException(error.message) from error
     for payout in run.payouts:
-        money = f"{format_amount(payout.amount, payout.currency)} {payout.currency}"
+        money = audit.money(payout.amount, payout.currency)
         click.echo(f"{payout.reference}  {money:>18}  {payout.provider:<6}  {payout.destination}")
     for skipped in run.skipped:
         click.echo(f"not paid: {skipped.partner_name} in {skipped.program_code}: {skipped.reason}")

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mdfledger.claims.models import Claim
 from mdfledger.claims.rules import ClaimState
 from mdfledger.clock import ensure_utc, utcnow
+from mdfledger.errors import NotFound
 from mdfledger.payouts import service
 from mdfledger.payouts.models import Payout
 from mdfledger.payouts.provider import Provider, ProviderError, TransferRequest
@@ -43,10 +44,11 @@ class TransientPayoutError(RuntimeError):
 
 
 def _lock(session: Session, payout_id: int) -> Payout | None:
-    statement = select(Payout).where(Payout.id == payout_id)
-    if session.get_bind().dialect.name == "postgresql":
-        statement = statement.with_for_update()
-    return session.execute(statement.execution_options(populate_existing=True)).scalar_one_or_none()
+    """The payout locked for a change, or None when it is gone."""
+    try:
+        return service.load(session, PAYOUTS, payout_id, lock=True)
+    except NotFound:
+        return None
 
 
 def send_payout(

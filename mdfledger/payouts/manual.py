@@ -58,7 +58,6 @@ def _begin(
     session: Session, actor: Actor, payout_id: object, now: datetime | None
 ) -> tuple[Payout, datetime]:
     require_role(actor, *MANAGERS)
-    service.who(actor)
     payout = service.load(session, actor, payout_id, lock=True)
     return payout, ensure_utc(now or utcnow())
 

@@ -18,10 +18,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mdfledger import ledger
+from mdfledger import audit, ledger
+from mdfledger.errors import ValidationError
 from mdfledger.ledger import AccountKind
 from mdfledger.ledger.models import Account
-from mdfledger.money import format_amount
 from mdfledger.payouts import rules
 from mdfledger.payouts.models import Payout, PayoutEvent
 from mdfledger.payouts.provider import Provider, ProviderTransfer
@@ -65,7 +65,10 @@ class Reconciliation:
 
 
 def _money(amount: int, currency: str) -> str:
-    return f"{format_amount(amount, currency)} {currency}"
+    try:
+        return audit.money(amount, currency)
+    except ValidationError:  # a currency the provider sent that ISO does not know
+        return f"{amount} (minor units of {currency})"
 
 
 def reconcile(

@@ -34,7 +34,7 @@ from mdfledger.errors import Conflict, Forbidden, NotFound, ValidationError
 from mdfledger.fields import check_choice, check_whole, clean_text
 from mdfledger.ledger import AccountKind, NewTransfer, Reverse
 from mdfledger.ledger.commands import is_id
-from mdfledger.money import format_amount, validate_currency
+from mdfledger.money import validate_currency
 from mdfledger.payouts import rules
 from mdfledger.payouts.models import (
     Payout,
@@ -46,7 +46,7 @@ from mdfledger.payouts.models import (
 from mdfledger.payouts.provider import ProviderTransfer, TransferRequest
 from mdfledger.payouts.rules import PayoutState, Who
 from mdfledger.programs import rules as program_rules
-from mdfledger.programs.models import Partner, Program
+from mdfledger.programs.models import Fund, Partner, Program
 from mdfledger.programs.service import account_name, get_partner, get_program
 
 SEND_JOB = "send_payout"
@@ -304,6 +304,18 @@ def hold_reason(session: Session, partner_id: int, program_id: int) -> str | Non
     return _hold(session, partner, program, policy_of(session, program.id))
 
 
+def holds_of(session: Session, actor: Actor, partner_id: object) -> list[tuple[Program, str]]:
+    """Why the partner could not be paid now, in each program it has funds in (by program)."""
+    partner = get_partner(session, actor, partner_id)
+    funded = select(Fund.program_id).where(Fund.partner_id == partner.id)
+    found = session.scalars(select(Program).where(Program.id.in_(funded)).order_by(Program.id))
+    return [
+        (program, reason)
+        for program in found
+        if (reason := _hold(session, partner, program, policy_of(session, program.id)))
+    ]
+
+
 @dataclass(frozen=True)
 class ClaimPayment:
     """How an approved claim is being paid, for its page."""
@@ -522,10 +534,9 @@ def _skip(group: PayableGroup, by_hand: bool, now: datetime) -> tuple[str | None
     if not rules.is_run_day(policy.schedule, policy.run_day, today):
         return f"not due: {group.program.code} pays {policy.schedule_text}", False
     if group.amount < policy.minimum_amount:
-        least = format_amount(policy.minimum_amount, group.currency)
+        least = audit.money(policy.minimum_amount, group.currency)
         return (
-            f"below the minimum: {group.program.code} pays scheduled runs of {least}"
-            f" {group.currency} or more",
+            f"below the minimum: {group.program.code} pays scheduled runs of {least} or more",
             False,
         )
     return None, False
@@ -560,8 +571,8 @@ def _create(session: Session, actor: Actor, group: PayableGroup, now: datetime) 
     if have < group.amount:
         raise Conflict(
             f"{partner.name}'s claims payable in {program.code} holds"
-            f" {format_amount(have, program.currency)} {program.currency}, less than the"
-            f" {format_amount(group.amount, program.currency)} its approved claims add up to:"
+            f" {audit.money(have, program.currency)}, less than the"
+            f" {audit.money(group.amount, program.currency)} its approved claims add up to:"
             " run `mdfledger verify-ledger`",
         )
     payout = Payout(
@@ -587,9 +598,9 @@ def _create(session: Session, actor: Actor, group: PayableGroup, now: datetime) 
            now=now)  # fmt: skip
     audit.record(
         session, actor, "payout.create", object_type="payout", object_id=payout.id,
-        summary=f"Payout {payout.reference} of {audit.money(payout.amount, payout.currency)} to"
-        f" {partner.name} for {refs} ({payout.provider})",
-        after={"state": payout.state, "amount": audit.money(payout.amount, payout.currency),
+        summary=f"Payout {payout.reference} of {total} to {partner.name} for {refs}"
+        f" ({payout.provider})",
+        after={"state": payout.state, "amount": total,
                "provider": payout.provider, "claims": [c.id for c in group.claims]},
         subject_partner_id=partner.id,
     )  # fmt: skip
@@ -891,7 +902,7 @@ def reverse(
     if old == PayoutState.SETTLED:
         _step(session, actor, payout, "reverse")
     payout.amount_reversed = total
-    money = f"{format_amount(total, payout.currency)} {payout.currency}"
+    money = audit.money(total, payout.currency)
     part = "in full" if total == payout.amount else f"in part ({money})"
     payout.flagged_reason = (
         f"the provider reversed transfer {transfer.id} {part}: the money is back in claims"

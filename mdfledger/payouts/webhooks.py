@@ -16,13 +16,14 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from mdfledger import audit
 from mdfledger.actor import Actor
 from mdfledger.clock import ensure_utc, utcnow
 from mdfledger.errors import NotFound
-from mdfledger.money import format_amount
 from mdfledger.payouts import rules, service
 from mdfledger.payouts.models import Payout, ProviderEventRecord
 from mdfledger.payouts.provider import ProviderEvent, ProviderTransfer
@@ -40,13 +41,6 @@ def webhook_actor(provider_name: str) -> Actor:
     return Actor.system(f"webhook:{provider_name}")
 
 
-def _money(amount: int, currency: str) -> str:
-    try:
-        return f"{format_amount(amount, currency)} {currency}"
-    except Exception:  # a currency the provider sent that ISO does not know
-        return f"{amount} (minor units of {currency})"
-
-
 def disagreement(payout: Payout, transfer: ProviderTransfer) -> str | None:
     """How the provider's transfer differs from the payout, or None."""
     if transfer.currency.upper() != payout.currency:
@@ -56,8 +50,8 @@ def disagreement(payout: Payout, transfer: ProviderTransfer) -> str | None:
         )
     if transfer.amount != payout.amount:
         return (
-            f"transfer {transfer.id} is {_money(transfer.amount, payout.currency)},"
-            f" {payout.reference} is {_money(payout.amount, payout.currency)}"
+            f"transfer {transfer.id} is {audit.money(transfer.amount, payout.currency)},"
+            f" {payout.reference} is {audit.money(payout.amount, payout.currency)}"
         )
     if payout.provider == "stripe" and transfer.destination != payout.destination:
         return (
@@ -145,8 +139,6 @@ def _plain(value: Any) -> Any:
 
 
 def find_payout(session: Session, transfer: ProviderTransfer) -> Payout | None:
-    from sqlalchemy import select
-
     payout_id = rules.payout_id_from(transfer.metadata, transfer.group)
     if payout_id is not None:
         found = session.get(Payout, payout_id)

@@ -43,7 +43,7 @@ from mdfledger.extensions import csrf
 from mdfledger.money import format_amount
 from mdfledger.payouts import PayoutState
 from mdfledger.payouts.rules import TAX_FORMS, WEEKDAYS, Schedule, mask
-from mdfledger.programs.models import Fund, Partner, Program
+from mdfledger.programs.models import Partner
 from mdfledger.web import bp, call_service, choices, parse_money
 from mdfledger.web.partners import MANAGERS, STAFF, actor_names, paginate
 
@@ -128,19 +128,13 @@ def _details_page(partner_id: int, form: DetailsForm | None = None, status: int 
                   "tax_form": (details.tax_form or "") if details else "",
                   "tax_received_on": details.tax_received_on if details else None},
         )  # fmt: skip
-    holds = []  # in the programs the partner has funds in
-    funded = select(Fund.program_id).where(Fund.partner_id == partner.id).distinct()
-    for program in session.scalars(select(Program).where(Program.id.in_(funded))):
-        reason = payouts.hold_reason(session, partner.id, program.id)
-        if reason:
-            holds.append((program, reason))
     page = render_template(
         "payouts/details.html",
         partner=partner,
         details=details,
         form=form,
         editable=editable,
-        holds=holds,
+        holds=payouts.holds_of(session, actor, partner.id),
         own=current_user.role == Role.PARTNER,
     )
     return page, status

@@ -9,6 +9,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mdfledger import payouts
@@ -49,8 +50,11 @@ def test_a_payout_reversed_in_part_cannot_be_cancelled(session: Session, desk: D
     assert money(session, desk.mdf, desk.acme).settled == 100_000
     with pytest.raises(Conflict, match=r"reversed only in part: 1,000\.00 USD reached"):
         payouts.cancel_payout(session, desk.finance, payout.id, reason="pay by hand", now=NOW)
-    # Nothing is paid again: the claim stays in its payout, the 500.00 waits for finance.
+    # Nothing changed, and nothing is paid again: the claim stays in its payout, the 500.00
+    # waits in claims payable for finance.
+    assert payout.state == "reversed" and payout.amount_reversed == 50_000
     assert payouts.create_payouts(session, desk.finance, due_only=False, now=NOW).payouts == []
+    assert money(session, desk.mdf, desk.acme) == (50_000, 0, 100_000)
 
 
 def test_one_partners_refusal_does_not_stop_the_run(session: Session, desk: Desk, monkeypatch):
@@ -69,7 +73,12 @@ def test_one_partners_refusal_does_not_stop_the_run(session: Session, desk: Desk
     run = payouts.create_payouts(session, desk.finance, now=NOW)
     assert [p.partner_id for p in run.payouts] == [desk.bolt.id]
     [skipped] = run.skipped
-    assert skipped.partner_id == desk.acme.id and "holds less" in skipped.reason
+    assert skipped.partner_id == desk.acme.id and not skipped.held
+    assert skipped.reason == "not paid: claims payable holds less than the claims"
+    # Acme's refused payout left nothing behind; Bolt's money is on its way.
+    assert [p.partner_id for p in session.scalars(select(payouts.Payout))] == [desk.bolt.id]
+    assert money(session, desk.mdf, desk.acme) == (150_000, 0, 0)
+    assert money(session, desk.mdf, desk.bolt) == (0, 10_000, 0)
 
 
 def test_recovery_never_retries_a_payout_flagged_for_finance(stripe_flows: World):  # noqa: F811

@@ -365,5 +365,5 @@ def test_reconciliation_of_the_ledger_finds_money_moved_behind_the_payouts_back(
     assert found.differences[0].message == (
         "Acme Networks's payouts in transit in MDF26 is 1,499.00 USD in the ledger; its pending"
         " and sent payouts add up to 1,500.00 USD"
-    ).replace("1,499.00", "1499.00").replace("1,500.00", "1500.00")
+    )
     assert payout.state == PayoutState.PENDING

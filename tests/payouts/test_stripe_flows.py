@@ -360,7 +360,7 @@ def test_unknown_types_unknown_payouts_and_disagreeing_amounts_are_recorded_not_
     assert post(_event(fake, odd.to_dict())) == 200
     outcome = receive.outcomes[-1][1]
     assert outcome.startswith("amount disagrees with the ledger: transfer")
-    assert "1499.99 USD" in outcome and "1500.00 USD" in outcome
+    assert "is 1,499.99 USD, PAY-" in outcome and "is 1,500.00 USD" in outcome
     payout = world.payout(payout_id)
     assert payout.state == "pending" and payout.flagged_reason == outcome
     assert world.money() == (0, 150_000, 0)
