@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask
 
 from mdfledger.config import Settings
 from mdfledger.errors import DomainError
@@ -26,9 +26,6 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         SECRET_KEY=settings.secret_key,
         MDFLEDGER=settings,
         TESTING=settings.env == "test",
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=settings.is_production,
         RATELIMIT_STORAGE_URI=settings.ratelimit_storage_url,
         # Bigger bodies get 413 at once: room for five proof files of the upload limit in one
         # request (a CSV import is capped lower, at csvfile.MAX_BYTES).
@@ -51,6 +48,10 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     from mdfledger.audit import requests as request_ids
 
     request_ids.init_app(app)  # first of the before_request hooks: every response gets its id
+    from mdfledger import logs, security
+
+    logs.init_app(app)  # every log record carries the request id
+    security.init_app(app, settings)  # security headers, cookie flags
     csrf.init_app(app)
     login_manager.init_app(app)
     limiter.init_app(app)
@@ -67,8 +68,8 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
 
     register_commands(app)
 
-    @app.errorhandler(DomainError)
-    def _domain_error(error: DomainError) -> tuple[Any, int]:
-        return jsonify(error=error.to_dict()), error.http_status
+    from mdfledger.api.errors import domain_error
+
+    app.register_error_handler(DomainError, domain_error)  # pages have their own (web/errors.py)
 
     return app

@@ -18,7 +18,7 @@ from flask.cli import AppGroup, FlaskGroup, with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.serving import run_simple
 
-from mdfledger import auth, claims, demo, integrity, jobs, ledger, migrate, programs
+from mdfledger import auth, claims, demo, integrity, jobs, ledger, logs, migrate, programs
 from mdfledger.actor import Actor
 from mdfledger.audit.cli import audit_group
 from mdfledger.auth import Role
@@ -571,13 +571,17 @@ def demo_command(if_empty: bool, reset_passwords: bool) -> None:
 @click.option("--no-jobs", is_flag=True, help="Do not run the scheduled jobs in this process.")
 def serve(host: str, port: int, no_jobs: bool) -> None:
     """Start the web app (Flask's server; use gunicorn wsgi:app in production)."""
+    logs.configure()  # every line to stderr with its request id
     scheduler = None
     if not no_jobs:
         scheduler = jobs.Scheduler(session_factory(), jobs=current_app.extensions[jobs.JOBS_KEY])
     if scheduler is not None:  # the embedded default's jobs: period end, verification sweep
         scheduler.start()
     try:
-        run_simple(host, port, current_app._get_current_object(), threaded=True)
+        run_simple(
+            host, port, current_app._get_current_object(), threaded=True,
+            request_handler=logs.RequestHandler,
+        )  # fmt: skip
     finally:
         if scheduler is not None:
             scheduler.stop()

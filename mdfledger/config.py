@@ -42,6 +42,9 @@ class Settings:
     instance_path: Path = field(default_factory=lambda: PROJECT_ROOT / "instance")
     sql_echo: bool = False
     ratelimit_storage_url: str = "memory://"  # redis://... to share counters between workers
+    # Proxies in front that set X-Forwarded-For/-Proto (0: none). Rate limits count per client
+    # address, and behind a proxy every client would otherwise be the proxy.
+    proxy_hops: int = 0
     # Proof documents (storage.py). AWS credentials and region come from boto3's usual chain.
     proof_store: str = "local"  # or "s3"
     proof_dir: Path | None = None  # local store; None means instance_path / "proof"
@@ -95,6 +98,7 @@ class Settings:
             instance_path=instance_path,
             sql_echo=env.get("MDFLEDGER_SQL_ECHO", "") in {"1", "true", "yes"},
             ratelimit_storage_url=env.get("MDFLEDGER_RATELIMIT_STORAGE_URL", "memory://"),
+            proxy_hops=_whole_number(env, "MDFLEDGER_PROXY_HOPS", 0),
             proof_store=env.get("MDFLEDGER_PROOF_STORE") or "local",
             proof_dir=Path(env["MDFLEDGER_PROOF_DIR"]) if env.get("MDFLEDGER_PROOF_DIR") else None,
             s3_bucket=env.get("MDFLEDGER_S3_BUCKET", ""),
@@ -139,6 +143,8 @@ class Settings:
                 "production refuses to start with the default or a short secret key: set"
                 f" MDFLEDGER_SECRET_KEY to a random string of {MIN_SECRET_KEY_LENGTH}+ characters"
             )
+        if not 0 <= self.proxy_hops <= 5:
+            raise ConfigError("MDFLEDGER_PROXY_HOPS must be from 0 to 5")
         self._validate_proof_storage()
         self._validate_jobs()
         self._validate_payouts()

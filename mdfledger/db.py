@@ -119,6 +119,7 @@ MODEL_MODULES = (
     "mdfledger.payouts.models",
     "mdfledger.engagement.models",
     "mdfledger.engagement.signal_models",
+    "mdfledger.exports.models",
 )
 
 

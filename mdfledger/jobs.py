@@ -23,7 +23,18 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from mdfledger import background, claims, engagement, ledger, payouts, programs, verification
+from mdfledger import (
+    audit,
+    background,
+    claims,
+    engagement,
+    exports,
+    ledger,
+    logs,
+    payouts,
+    programs,
+    verification,
+)
 from mdfledger.actor import Actor
 from mdfledger.clock import ensure_utc, utcnow
 from mdfledger.config import Settings
@@ -89,6 +100,7 @@ class Context:
     senders: engagement.Senders = field(
         default_factory=lambda: engagement.senders_from_settings(None)
     )
+    files: exports.ExportFiles = field(default_factory=lambda: exports.files_from_settings(None))
 
 
 def context_from_settings(settings: Settings) -> Context:
@@ -96,12 +108,14 @@ def context_from_settings(settings: Settings) -> Context:
     from mdfledger import db, storage
 
     engine = db.make_engine(settings.database_url)
+    store = storage.store_from_settings(settings)
     return Context(
         db.make_session_factory(engine),
         db.make_session_factory(engine, read_only=True),
-        toolkit_from_settings(settings, storage.store_from_settings(settings)),
+        toolkit_from_settings(settings, store),
         payouts.providers_from_settings(settings),
         engagement.senders_from_settings(settings),
+        exports.files_from_settings(settings, store),
     )
 
 
@@ -201,6 +215,14 @@ def deliver_events(
     engagement.deliver(ctx.sessions, ctx.senders, partner_id=partner_id, now=now)
 
 
+def run_export(
+    ctx: Context, job_id: int, *, final: bool = True, now: datetime | None = None
+) -> None:
+    """Write an export someone asked for, as them, and store its file (idempotent: a job
+    already done, or held by another worker, is left alone)."""
+    exports.run_export(ctx.sessions, ctx.read_sessions, ctx.files, job_id, now=now)
+
+
 # The jobs services may enqueue, by name (background.enqueue(session, name, **kwargs)).
 JOBS: dict[str, Callable[..., Any]] = {
     claims.VERIFY_JOB: verify_claim,
@@ -208,6 +230,7 @@ JOBS: dict[str, Callable[..., Any]] = {
     claims.APPROVED_JOB: pay_approved_claim,
     payouts.SEND_JOB: send_payout,
     engagement.DELIVER_JOB: deliver_events,
+    exports.EXPORT_JOB: run_export,
 }
 
 
@@ -217,19 +240,24 @@ class Upkeep:
     payouts_recovered: int  # in-flight payouts confirmed, resent or retried
     events_delivered: int
     signals_turned_on: int | None  # None: not run this time (signals run once a day)
+    exports: exports.ExportUpkeep | None = None  # files expired, stalled export jobs re-run
 
 
 def upkeep(ctx: Context, *, now: datetime | None = None, signals: bool = True) -> Upkeep:
     """The frequent jobs: scheduled payout runs (each new payout is sent by its own job after
     the run commits), payout recovery (crashes, timeouts, retries with backoff), event
-    deliveries due for a retry, and partner activity signals. Each is idempotent and safe to
-    run concurrently with itself."""
+    deliveries due for a retry, partner activity signals, and export files past their time
+    (deleted) and export jobs whose worker vanished (run again). Each is idempotent and safe
+    to run concurrently with itself."""
     when = ensure_utc(now or utcnow())
     run = payouts.scheduled_run(ctx.sessions, now=when)
     recovered = payouts.recover(ctx.sessions, ctx.providers, now=when)
     delivered = engagement.deliver(ctx.sessions, ctx.senders, now=when)
     turned_on = signals_job(ctx.sessions, now=when).turned_on if signals else None
-    return Upkeep(len(run.payouts), recovered.touched, len(delivered.delivered), turned_on)
+    exported = exports.export_upkeep(ctx.sessions, ctx.read_sessions, ctx.files, now=when)
+    return Upkeep(
+        len(run.payouts), recovered.touched, len(delivered.delivered), turned_on, exported
+    )
 
 
 @dataclass(frozen=True)
@@ -272,13 +300,17 @@ class InlineRunner:
 
 
 class CeleryRunner:
-    """Production: send each job to the workers through the broker."""
+    """Production: send each job to the workers through the broker, with the id of the request
+    (or command) that asked for it in a header: the worker's log lines and audit entries carry
+    it too."""
 
     def __init__(self, settings: Settings) -> None:
         self.app, self.queue = celery_app(settings), settings.jobs_queue
 
     def __call__(self, job: str, kwargs: dict[str, Any]) -> None:
-        self.app.send_task(f"mdfledger.{job}", kwargs=kwargs, queue=self.queue)
+        request_id = audit.current_request_id()
+        headers = {REQUEST_ID_HEADER: request_id} if request_id else None
+        self.app.send_task(f"mdfledger.{job}", kwargs=kwargs, queue=self.queue, headers=headers)
 
 
 def runner_for(settings: Settings, ctx: Context) -> background.Runner:
@@ -294,13 +326,16 @@ def init_app(app: Any, settings: Settings, store: Any) -> None:
         toolkit_from_settings(settings, store),
         app.extensions[payouts.APP_KEY],
         app.extensions[engagement.APP_KEY],
+        exports.files_from_settings(settings, store),
     )
     runner = runner_for(settings, ctx)
     background.install(ctx.sessions, runner)
     app.extensions[JOBS_KEY] = (ctx, runner)
+    app.extensions[exports.files.APP_KEY] = ctx.files
 
 
 JOBS_KEY = "mdfledger.jobs"
+REQUEST_ID_HEADER = "mdfledger_request_id"  # a Celery message header
 RETRIES = 5  # transient failures: tried again after 30 s, 1, 2, 4, 8 min; then recorded
 
 
@@ -320,7 +355,13 @@ def celery_app(settings: Settings) -> Any:
         task_time_limit=300,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
+        # Celery's own formats, with the id of the request the job came from (mdfledger.logs).
+        worker_log_format="[%(asctime)s: %(levelname)s/%(processName)s] [%(request_id)s]"
+        " %(message)s",
+        worker_task_log_format="[%(asctime)s: %(levelname)s/%(processName)s] [%(request_id)s]"
+        " %(task_name)s[%(task_id)s]: %(message)s",
     )
+    logs.install()
     worker: dict[str, Context] = {}
 
     def context() -> Context:
@@ -329,11 +370,16 @@ def celery_app(settings: Settings) -> Any:
         return worker["ctx"]
 
     def task(job: str) -> None:
-        @app.task(name=f"mdfledger.{job}", bind=True, max_retries=RETRIES)
+        # Not shared: each Celery app (one per runner or worker) has its own tasks.
+        @app.task(name=f"mdfledger.{job}", bind=True, max_retries=RETRIES, shared=False)
         def run(self: Any, **kwargs: Any) -> None:
             final = self.request.retries >= RETRIES
+            request_id = (self.request.headers or {}).get(REQUEST_ID_HEADER)
+            if not audit.valid_request_id(request_id):
+                request_id = None  # a job no request asked for gets an id of its own
             try:
-                JOBS[job](context(), **kwargs, final=final)
+                with audit.request_id_scope(request_id):
+                    JOBS[job](context(), **kwargs, final=final)
             except (TransientCheckError, payouts.TransientPayoutError, OperationalError) as error:
                 raise self.retry(exc=error, countdown=30 * 2**self.request.retries) from error
 

@@ -90,6 +90,7 @@ def test_domain_errors_become_json_with_a_stable_code(tmp_path: Path) -> None:
             "code": "not_found",
             "message": "claim 7 does not exist",
             "details": {"claim_id": 7},
+            "request_id": response.headers["X-Request-Id"],
         }
     }
 

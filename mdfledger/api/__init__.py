@@ -31,6 +31,8 @@ BLUEPRINTS = (
     "mdfledger.api.payouts:blp",
     "mdfledger.api.signals:blp",
     "mdfledger.api.engagement:blp",
+    "mdfledger.api.statements:blp",
+    "mdfledger.api.exports:blp",
 )
 
 

@@ -4,16 +4,16 @@ tokens only (admin, finance, auditor); read-only."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from http import HTTPStatus
 from typing import Any
 
 import marshmallow as ma
-from flask_smorest import Blueprint
 from marshmallow import validate
 
 from mdfledger import audit
 from mdfledger.api import API_PREFIX
 from mdfledger.api.auth import api_actor, require_roles
+from mdfledger.api.blueprint import Blueprint
+from mdfledger.api.errors import documented_errors
 from mdfledger.api.pagination import PageArgsSchema, page_schema, paginate
 from mdfledger.audit import AuditEntry
 from mdfledger.auth.scope import STAFF
@@ -26,9 +26,10 @@ blp = Blueprint(
     url_prefix=API_PREFIX,
     description="The audit log: who did what, when, with the fields before and after",
 )
+errors = documented_errors(blp)
 
 
-class DateOrTime(ma.fields.Field):
+class DateOrTime(ma.fields.String):  # documented as a string
     """A date (2026-08-15: the whole UTC day) or a time with its offset (2026-08-15T12:00:00Z)."""
 
     default_error_messages = {
@@ -107,7 +108,7 @@ def entry_out(entry: AuditEntry) -> dict[str, Any]:
 @require_roles(*STAFF)
 @blp.arguments(AuditListArgsSchema, location="query")
 @blp.response(200, page_schema(AuditEntrySchema))
-@blp.alt_response(401, response=HTTPStatus(401).name)
+@errors()
 def list_entries(args: dict[str, Any]) -> dict[str, Any]:
     """Audit entries
 
@@ -134,8 +135,7 @@ def list_entries(args: dict[str, Any]) -> dict[str, Any]:
 @blp.route("/audit/<int:entry_id>", methods=["GET"])
 @require_roles(*STAFF)
 @blp.response(200, AuditEntrySchema)
-@blp.alt_response(401, response=HTTPStatus(401).name)
-@blp.alt_response(404, response=HTTPStatus(404).name)
+@errors(404)
 def get_entry(entry_id: int) -> dict[str, Any]:
     """An audit entry
 

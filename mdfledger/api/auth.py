@@ -3,10 +3,16 @@
 `authenticate_request` runs before every request (registered on the app by mdfledger.api), so an
 endpoint cannot forget it; only the OpenAPI document is public. The browser session is never
 read here, so a signed-in user's cookie cannot make an API call, and the API needs no CSRF token.
+
+Failed tokens are counted per client address (the app's rate-limit storage): past
+FAILED_TOKENS, no token from that address is even looked at until the window ends (429 with
+Retry-After), so guessing gets no faster by hammering, and a script with a revoked token stops
+filling the log. A request with no token at all guesses nothing and is not counted.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import dataclass
@@ -14,6 +20,8 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from flask import current_app, g, request
+from flask_limiter.util import get_remote_address
+from limits import parse
 from werkzeug.wrappers import Response
 
 from mdfledger.actor import Actor
@@ -23,12 +31,17 @@ from mdfledger.auth.models import Role
 from mdfledger.auth.service import authenticate_token
 from mdfledger.db import get_session
 from mdfledger.errors import Forbidden, Unauthorized
+from mdfledger.extensions import limiter
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 # The OpenAPI document (flask-smorest's doc blueprint is named "api-docs").
 PUBLIC_ENDPOINTS = frozenset({"api-docs.openapi_json"})
 REALM = "mdfledger"
+# A client with a mistyped or revoked token fails a few times a minute; thirty is a script
+# gone wrong or someone guessing (the secrets have 256 bits, so the limit keeps the database
+# and the log quiet more than it protects the secrets).
+FAILED_TOKENS = parse("30 per minute")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +66,8 @@ def authenticate_request() -> Response | None:
     secret = secret.strip()
     if scheme.lower() != "bearer" or not secret:
         return _challenge("an API token is needed: send Authorization: Bearer <token>", scheme)
+    if (refused := _too_many_failures()) is not None:
+        return refused
     session = get_session()
     try:
         user, token = authenticate_token(session, secret)
@@ -62,6 +77,8 @@ def authenticate_request() -> Response | None:
             raise Unauthorized("this API token's role is more than its user's; issue a new one")
     except Unauthorized as exc:
         session.rollback()
+        if limiter.enabled:
+            limiter.limiter.hit(FAILED_TOKENS, *_failure_key())
         return _challenge(exc.message, scheme)
     g.api_caller = ApiCaller(
         user.id, user.email, user.name, token.role, user.partner_id, token.id, token.name,
@@ -77,6 +94,25 @@ def authenticate_request() -> Response | None:
     if roles is not None:
         _check_role(roles)  # before webargs parses anything: a 403 comes before a 422
     return None
+
+
+def _failure_key() -> tuple[str, str]:
+    return ("api-token-failures", get_remote_address())
+
+
+def _too_many_failures() -> Response | None:
+    """429 while this address is over FAILED_TOKENS, without looking at its token."""
+    if not limiter.enabled or limiter.limiter.test(FAILED_TOKENS, *_failure_key()):
+        return None
+    reset_at = limiter.limiter.get_window_stats(FAILED_TOKENS, *_failure_key()).reset_time
+    retry_after = max(1, int(reset_at - time.time()) + 1)
+    return error_response(
+        429,
+        "too_many_requests",
+        f"too many requests with a wrong API token from this address; try again in"
+        f" {retry_after} seconds",
+        headers={"Retry-After": str(retry_after)},
+    )
 
 
 def _challenge(message: str, scheme: str) -> Response:

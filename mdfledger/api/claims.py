@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 from mdfledger import claims, programs
 from mdfledger.api import API_PREFIX
 from mdfledger.api.auth import api_actor, require_roles
+from mdfledger.api.blueprint import Blueprint
 from mdfledger.api.errors import documented_errors
 from mdfledger.api.pagination import PageArgsSchema, page_schema, paginate
-from mdfledger.api.programs import MultipartBlueprint
 from mdfledger.api.requests import amounts, body_field_names
 from mdfledger.auth.models import Role
 from mdfledger.auth.scope import MANAGERS, partner_scope
@@ -32,7 +32,7 @@ from mdfledger.money import validate_currency
 from mdfledger.programs.schemas import IdempotencyHeaderSchema, to_minor
 from mdfledger.storage import FILE_TYPES, app_store, content_disposition, download_filename
 
-blp = MultipartBlueprint(
+blp = Blueprint(
     "claims",
     __name__,
     url_prefix=API_PREFIX,

@@ -1,9 +1,11 @@
 """Errors under /api: one JSON shape with a stable code, for every status; pages keep theirs.
 
-The shape is the app's DomainError shape: `{"error": {"code", "message", "details"}}`, with
-`details` present when there is something in it. DomainErrors raised by API views already come
-out this way through create_app's handler; this module covers what Flask and werkzeug raise
-(404, 405, 413, 500, ...) and what webargs raises while parsing arguments (422).
+The shape is the app's DomainError shape, `{"error": {"code", "message", "details",
+"request_id"}}`: `details` when there is something in it, `request_id` (as in the X-Request-Id
+header) so a client can quote it and we can find the log lines. DomainErrors raised by API
+views come out this way through create_app's handler (`domain_error`); this module covers what
+Flask and werkzeug raise (404, 405, 413, 500, ...) and what webargs raises while parsing
+arguments (422).
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ from typing import Any, TypeVar
 import marshmallow as ma
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
+
+from mdfledger.audit.service import current_request_id
+from mdfledger.errors import DomainError
+from mdfledger.security import too_large_message
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -53,11 +59,18 @@ def error_response(
     body: dict[str, Any] = {"code": code, "message": message}
     if details:
         body["details"] = details
+    if request_id := current_request_id():
+        body["request_id"] = request_id
     response = jsonify(error=body)
     response.status_code = status
     if headers:
         response.headers.extend(headers)
     return response
+
+
+def domain_error(error: DomainError) -> Response:
+    """A service's refusal as JSON, with its own status and code."""
+    return error_response(error.http_status, error.code, error.message, error.details)
 
 
 def http_error(error: HTTPException) -> Response | HTTPException:
@@ -72,6 +85,8 @@ def http_error(error: HTTPException) -> Response | HTTPException:
     if status == 500:
         # The exception is logged by Flask; the client learns nothing about it.
         message, details = "an internal error occurred; it has been logged", None
+    elif status == 413:
+        message = f"the request body is too large: {too_large_message()}"
     elif status == 422 and details and "message" not in data:
         message = "some arguments are not valid; see details"
     else:
@@ -97,6 +112,9 @@ class ApiErrorBodySchema(ma.Schema):
     details = ma.fields.Dict(
         metadata={"description": "More, when there is any: field messages by location, ids"}
     )
+    request_id = ma.fields.String(
+        metadata={"description": "This request's id, as in the X-Request-Id header: quote it"}
+    )
 
 
 class ApiErrorSchema(ma.Schema):
@@ -107,11 +125,12 @@ class ApiErrorSchema(ma.Schema):
 
 def documented_errors(blp: Any) -> Callable[..., Callable[[F], F]]:
     """`errors(404, 409)` for `blp`'s operations: documents the error responses an operation may
-    give in the OpenAPI document (every one needs a token: 401 always)."""
+    give in the OpenAPI document (every one needs a token: 401 always, and 429 after too many
+    wrong tokens from one address)."""
 
     def errors(*statuses: int) -> Callable[[F], F]:
         def decorate(view: F) -> F:
-            for status in (401, *statuses):
+            for status in (401, 429, *statuses):
                 view = blp.alt_response(status, response=HTTPStatus(status).name)(view)
             return view
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask_smorest import Blueprint
 
 from mdfledger.api.auth import api_caller
+from mdfledger.api.blueprint import Blueprint
+from mdfledger.api.errors import documented_errors
 
 blp = Blueprint("me", __name__, url_prefix="/api/v1", description="The caller's own account")
 
@@ -34,6 +35,7 @@ class MeSchema(ma.Schema):
 
 @blp.route("/me")
 @blp.response(200, MeSchema)
+@documented_errors(blp)()
 def me() -> dict[str, Any]:
     """The token's user
 

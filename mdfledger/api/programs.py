@@ -9,15 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import marshmallow as ma
-from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
-from webargs.flaskparser import FlaskParser
-from werkzeug.datastructures import CombinedMultiDict
 
 from mdfledger import programs
 from mdfledger.api import API_PREFIX
 from mdfledger.api.auth import api_actor, require_roles
+from mdfledger.api.blueprint import Blueprint
 from mdfledger.api.errors import documented_errors
 from mdfledger.api.pagination import PageArgsSchema, page_schema, paginate
 from mdfledger.auth.scope import MANAGERS, STAFF
@@ -27,28 +24,7 @@ from mdfledger.ledger.commands import is_id
 from mdfledger.programs import Activity, Import, Program
 from mdfledger.programs import schemas as s
 
-
-class MultipartParser(FlaskParser):
-    """webargs with a "multipart" location: a multipart/form-data body's form fields and files
-    in one schema (webargs' "form" and "files" read one half each, and flask-smorest documents
-    only one request body per operation)."""
-
-    DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "multipart": None}
-    __location_map__ = {**FlaskParser.__location_map__, "multipart": "load_multipart"}
-
-    def load_multipart(self, req: Any, schema: ma.Schema) -> Any:
-        return self._makeproxy(CombinedMultiDict([req.form, req.files]), schema)
-
-
-class MultipartBlueprint(Blueprint):
-    ARGUMENTS_PARSER = MultipartParser()
-    DEFAULT_LOCATION_CONTENT_TYPE_MAPPING = {
-        **Blueprint.DEFAULT_LOCATION_CONTENT_TYPE_MAPPING,
-        "multipart": "multipart/form-data",
-    }
-
-
-blp = MultipartBlueprint(
+blp = Blueprint(
     "programs",
     __name__,
     url_prefix=API_PREFIX,

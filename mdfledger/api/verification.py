@@ -12,11 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import url_for
-from flask_smorest import Blueprint
 
 from mdfledger import claims, programs, verification
 from mdfledger.api import API_PREFIX
 from mdfledger.api.auth import api_actor, require_roles
+from mdfledger.api.blueprint import Blueprint
 from mdfledger.api.errors import documented_errors
 from mdfledger.auth.scope import MANAGERS, STAFF
 from mdfledger.db import get_read_session, get_session

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_limiter.util import get_remote_address
 from flask_login import UserMixin, current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -21,6 +22,12 @@ from mdfledger.errors import DomainError, Unauthorized
 from mdfledger.extensions import limiter, login_manager
 
 bp = Blueprint("auth", __name__, template_folder="templates")
+
+# Sign-in attempts per client address: a person mistypes a few times; more is guessing.
+SIGN_IN_LIMIT = "10 per minute"
+# Tokens issued per user: a person makes a handful; more is a script gone wrong or a stolen
+# session minting credentials that outlive it.
+TOKEN_LIMIT = "20 per hour"
 
 
 @dataclass(frozen=True)
@@ -56,7 +63,7 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit("10 per minute", methods=["POST"])
+@limiter.limit(SIGN_IN_LIMIT, methods=["POST"])
 def login() -> Any:
     form = LoginForm()
     error = None
@@ -93,7 +100,12 @@ def _token_form(**kwargs: Any) -> TokenForm:
     return form
 
 
+def _user_or_address() -> str:
+    return f"user:{current_user.id}" if current_user.is_authenticated else get_remote_address()
+
+
 @bp.route("/account/tokens", methods=["GET", "POST"])
+@limiter.limit(TOKEN_LIMIT, methods=["POST"], key_func=_user_or_address)
 @login_required
 def tokens() -> Any:
     """The signed-in user's API tokens: issue one (its secret shown once), see, revoke."""

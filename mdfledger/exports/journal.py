@@ -25,7 +25,7 @@ that is one snapshot, so the transactions add up to the asserted balances.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TextIO
@@ -53,9 +53,15 @@ class ExportSummary:
 
 
 def export_journal(
-    session: Session, out: TextIO, *, fmt: str, as_of: datetime | None = None
+    session: Session,
+    out: TextIO,
+    *,
+    fmt: str,
+    as_of: datetime | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> ExportSummary:
-    """Write the journal in `fmt` ("hledger" or "beancount") to `out`, line by line."""
+    """Write the journal in `fmt` ("hledger" or "beancount") to `out`, line by line.
+    `progress(n)` is told the number of transfers written: 0 first, then after each one."""
     if fmt not in rules.FORMATS:
         raise ValidationError(f"format must be one of {', '.join(rules.FORMATS)}", field="format")
     if as_of is not None and (not isinstance(as_of, datetime) or as_of.tzinfo is None):
@@ -91,10 +97,14 @@ def export_journal(
 
     last_day = max((a.opened for a in accounts), default=None)
     count = 0
+    if progress is not None:
+        progress(0)
     for t in _transfers(session, high_water, names):
         write(rules.transaction(t, fmt))
         write([""])
         count += 1
+        if progress is not None:
+            progress(count)
         last_day = t.effective_date if last_day is None else max(last_day, t.effective_date)
 
     if accounts:

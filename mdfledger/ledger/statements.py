@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from mdfledger.errors import ValidationError
@@ -63,17 +63,28 @@ def statement(
     after: Cursor | None = None,
     limit: int | None = None,
     chunk: int = 1000,
+    high_water: int | None = None,
 ) -> Statement:
     """Statement for effective dates start..end inclusive. `after` and `limit` page through it:
     pass the last line's cursor to continue; running balances carry on correctly.
+
+    `high_water` shows the books as they stood after that transfer (`high_water_at` gives the
+    last one created by a moment); default: everything written so far. A cursor carries its own.
 
     Read it in a read-only session (mdfledger.db.make_session_factory(read_only=True)): on
     PostgreSQL that gives one snapshot, so the lines always add up to the closing balance.
     """
     _check_range(start, end, after, limit, chunk)
+    if high_water is not None and (not _is_count(high_water) or (after and after[2] != high_water)):
+        raise ValidationError(
+            "high_water must be a transfer id (0 or more), the cursor's if one is given",
+            field="high_water",
+        )
     account = load_account(session, account_id)
-    head = select(ChainHead.last_transfer_id)
-    high_water = after[2] if after is not None else session.scalar(head)
+    if after is not None:
+        high_water = after[2]
+    elif high_water is None:
+        high_water = high_water_at(session, None)
     opening = _as_of_end_of(session, account_id, start - timedelta(days=1), high_water)
     closing = _as_of_end_of(session, account_id, end, high_water)
     first = opening if after is None else _through(session, account_id, after)
@@ -87,6 +98,21 @@ def statement(
         high_water,
         lines,
     )
+
+
+def high_water_at(session: Session, at: datetime | None) -> int:
+    """The last transfer created at or before `at` (aware), or the last one of all (None); 0 when
+    there is none. created_at never goes back with id order, so this is an id prefix."""
+    if at is None:
+        return int(session.scalar(select(ChainHead.last_transfer_id)) or 0)
+    if not isinstance(at, datetime) or at.tzinfo is None:
+        raise ValidationError("as of needs a timezone-aware time", field="as_of")
+    last = session.scalar(select(func.max(Transfer.id)).where(Transfer.created_at <= at))
+    return int(last or 0)
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _check_range(start: object, end: object, after: object, limit: object, chunk: object) -> None:

@@ -112,6 +112,7 @@ NAVIGATION: dict[str, tuple[tuple[str, str], ...]] = {
         ("Payouts", "web.payouts_page"),
         ("Programs", "web.programs"),
         ("Partners", "web.partners"),
+        ("Statements", "web.statements"),
         ("Allocate", "web.allocate"),
         ("Imports", "web.imports"),
         ("At-risk partners", "web.at_risk"),
@@ -119,6 +120,7 @@ NAVIGATION: dict[str, tuple[tuple[str, str], ...]] = {
         ("Dead letters", "web.dead_letters"),
         ("Users", "auth.users"),
         ("Audit log", "web.audit_log"),
+        ("Exports", "web.exports_page"),
     ),
     Role.FINANCE: (
         ("Claims", "web.claims"),
@@ -126,12 +128,14 @@ NAVIGATION: dict[str, tuple[tuple[str, str], ...]] = {
         ("Payouts", "web.payouts_page"),
         ("Programs", "web.programs"),
         ("Partners", "web.partners"),
+        ("Statements", "web.statements"),
         ("Allocate", "web.allocate"),
         ("Imports", "web.imports"),
         ("At-risk partners", "web.at_risk"),
         ("Integrations", "web.integrations"),
         ("Dead letters", "web.dead_letters"),
         ("Audit log", "web.audit_log"),
+        ("Exports", "web.exports_page"),
     ),
     Role.AUDITOR: (
         ("Claims", "web.claims"),
@@ -139,18 +143,22 @@ NAVIGATION: dict[str, tuple[tuple[str, str], ...]] = {
         ("Payouts", "web.payouts_page"),
         ("Programs", "web.programs"),
         ("Partners", "web.partners"),
+        ("Statements", "web.statements"),
         ("Integrations", "web.integrations"),
         ("Integrity", "web.integrity_page"),
         ("Audit log", "web.audit_log"),
+        ("Exports", "web.exports_page"),
     ),
     Role.PARTNER: (
         ("My funds", "web.funds"),
+        ("My statement", "web.statements"),
         ("My requests", "web.requests"),
         ("My claims", "web.claims"),
         ("Messages", "web.messages"),
         ("My payouts", "web.payouts_page"),
         ("Payout details", "web.my_payout_details"),
         ("Programs", "web.programs"),
+        ("My exports", "web.exports_page"),
     ),
 }
 
@@ -292,8 +300,10 @@ from mdfledger.web import audit as audit  # noqa: E402
 from mdfledger.web import claims, imports, partners, requests  # noqa: E402,F401  (routes)
 from mdfledger.web import engagement as engagement  # noqa: E402
 from mdfledger.web import errors as errors  # noqa: E402
+from mdfledger.web import exports as exports  # noqa: E402
 from mdfledger.web import integrity as integrity  # noqa: E402
 from mdfledger.web import payouts as payouts  # noqa: E402
 from mdfledger.web import programs as programs  # noqa: E402
 from mdfledger.web import signals as signals  # noqa: E402
+from mdfledger.web import statements as statements  # noqa: E402
 from mdfledger.web import verification as verification  # noqa: E402

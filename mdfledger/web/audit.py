@@ -15,11 +15,12 @@ from wtforms.validators import Optional
 
 from mdfledger import audit
 from mdfledger.audit import AuditEntry
-from mdfledger.auth import Role, User
+from mdfledger.auth import Role
 from mdfledger.auth.access import request_actor, require_roles
-from mdfledger.auth.rules import normalise_email
 from mdfledger.db import get_read_session
 from mdfledger.errors import DomainError, NotFound, ValidationError
+from mdfledger.exports.audit_log import actor_label as _actor_label
+from mdfledger.exports.audit_log import partner_by_code as _partner_id
 from mdfledger.programs import Partner
 from mdfledger.web import bp
 from mdfledger.web.partners import actor_names, paginate
@@ -38,28 +39,6 @@ class AuditFilter(Form):
     since = DateField("From", validators=[Optional()])
     until = DateField("To", validators=[Optional()])
     request = StringField("Request id")
-
-
-def _actor_label(session: Any, text: str | None) -> str | None:
-    """What people type in "Who": an actor label ("user:12"), or a user's e-mail address."""
-    text = (text or "").strip()
-    if "@" not in text:
-        return text or None
-    address = normalise_email(text)
-    user_id = session.scalar(select(User.id).where(User.email == address)) if address else None
-    if user_id is None:
-        raise ValidationError(f"no user has e-mail {text!r}", field="actor")
-    return f"user:{user_id}"
-
-
-def _partner_id(session: Any, code: str | None) -> int | None:
-    code = (code or "").strip()
-    if not code:
-        return None
-    found = session.scalar(select(Partner.id).where(Partner.code == code))
-    if found is None:
-        raise ValidationError(f"unknown partner {code!r}", field="partner")
-    return found
 
 
 def _link(entry: AuditEntry) -> tuple[str, dict[str, Any]] | None:

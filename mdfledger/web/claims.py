@@ -646,6 +646,7 @@ def claim_document(claim_id: int, document_id: int) -> Any:
     pdf = document.media_type == "application/pdf"
     response.headers["Content-Security-Policy"] = CSP_PDF if pdf else CSP_OTHER
     response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"  # the claim page frames it
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["Cache-Control"] = "private, no-store"
     return response

@@ -7,6 +7,7 @@
   500) get the error page too, except under /api, where mdfledger.api.errors answers in JSON.
   Handlers for a status take precedence over the API's handler for HTTPException, so each of
   these defers to it for /api paths.
+- Every error page shows the request's id (the X-Request-Id header) for the user to quote.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from markupsafe import escape
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from mdfledger.audit.service import current_request_id
 from mdfledger.errors import DomainError, Forbidden, NotFound, Unauthorized
+from mdfledger.security import too_large_message
 from mdfledger.web import bp
 
 log = logging.getLogger(__name__)
@@ -58,11 +61,17 @@ def _is_api_request() -> bool:
 def error_page(status: int, message: str | None = None, *, headers: object = None) -> Response:
     """The HTML error page for `status`, with `message` (or the status's own) for the user."""
     title, default = PAGES.get(status, PAGES[500 if status >= 500 else 400])
+    request_id = current_request_id()
     try:
-        body = render_template("error.html", status=status, title=title, message=message or default)
+        body = render_template(
+            "error.html", status=status, title=title, message=message or default,
+            request_id=request_id,
+        )  # fmt: skip
     except Exception:  # the page must come out even when the layout cannot (say the database)
         log.exception("rendering the error page failed")
         body = f"<!doctype html><title>{escape(title)}</title><h1>{escape(title)}</h1>"
+        if request_id:
+            body += f"<p>Request id: <code>{escape(request_id)}</code></p>"
     response = Response(body, status=status, mimetype="text/html")
     if headers:
         response.headers.extend(headers)
@@ -85,6 +94,8 @@ def _http_error(error: HTTPException) -> Response | HTTPException:
     status = error.code or 500
     # The page's own words, never werkzeug's description or an exception's text.
     message = CSRF_MESSAGE if isinstance(error, CSRFError) else None
+    if status == 413:
+        message = f"The file or form is too large: {too_large_message()}. Nothing was saved."
     # Keep what werkzeug would send along (Allow on 405, Retry-After on 429).
     headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
     return error_page(status, message, headers=headers)

@@ -18,7 +18,9 @@ from mdfledger.actor import Actor
 from mdfledger.audit import AuditEntry
 from mdfledger.clock import utcnow
 from mdfledger.ledger.models import Transfer
+from tests.api.test_api_foundation import answer
 from tests.api.test_claims_api import direct_claim
+from tests.api.test_exports_api import add_exports_world
 from tests.api.test_programs_api import World, build_world, ok
 from tests.api.test_requests_api import add_claims_world, proposal
 from tests.engagement.test_api import engagement_ids
@@ -32,7 +34,7 @@ def world(
 ) -> Iterator[World]:
     for built in build_world(database_url, tmp_path, session_factory, actor):
         # requests, claims and documents of ACME and BOLT; their payout details and payouts
-        yield add_payouts_world(add_claims_world(built))
+        yield add_exports_world(add_payouts_world(add_claims_world(built)))
 
 
 ALL = frozenset({"admin", "finance", "auditor", "partner"})
@@ -76,6 +78,11 @@ def _nothing(world: World) -> dict[str, Any]:
     return {}
 
 
+def _statement(world: World) -> dict[str, Any]:
+    day = utcnow().date()
+    return {"partner_id": world.acme, "start": f"{day.year}-01-01", "end": day.isoformat()}
+
+
 @dataclass(frozen=True)
 class Case:
     method: str
@@ -108,6 +115,7 @@ IDS: dict[str, Callable[[World], int]] = {
     "document_id": lambda w: w.document,  # the draft's invoice
     "payout_id": lambda w: w.payout,  # pending, manual
     "destination_id": lambda w: engagement_ids(w)["destination"],  # ACME's webhook
+    "export_id": lambda w: w.export,  # ACME's user's ready statement export
 }
 
 
@@ -454,6 +462,21 @@ CASES = [
         lambda w: {"json": {"delivery_ids": [engagement_ids(w)["dead_delivery"]]}},
     ),
     Case("GET", "/api/v1/events", ALL, 200),
+    # exports (tests/api/test_exports_api.add_exports_world); a partner may not export journals
+    Case("POST", "/api/v1/exports", STAFF, 202, _json(kind="journal", format="hledger")),
+    Case("GET", "/api/v1/exports", ALL, 200),
+    Case("GET", "/api/v1/exports/<int:export_id>", ALL, 200),
+    Case("GET", "/api/v1/exports/<int:export_id>/file", ALL, 200),
+    Case("GET", "/api/v1/audit/export", STAFF, 200),
+    # statements (a partner token reads its own partner's)
+    Case("GET", "/api/v1/statements", ALL, 200, lambda w: {"query_string": _statement(w)}),
+    Case(
+        "GET",
+        "/api/v1/statements/file",
+        ALL,
+        200,
+        lambda w: {"query_string": {**_statement(w), "format": "csv"}},
+    ),
 ]
 
 
@@ -508,7 +531,7 @@ def test_a_partner_token_cannot_read_another_partners_objects(world: World) -> N
         # Exactly what an id that exists nowhere gets: the response tells nothing.
         nowhere = world.get("partner", path.replace(f"/partners/{world.bolt}", "/partners/999"))
         assert nowhere.status_code == 404
-        assert text == nowhere.get_data(as_text=True).replace("999", str(world.bolt))
+        assert answer(response) == answer(nowhere).replace("999", str(world.bolt))
 
 
 def test_a_partner_tokens_lists_hold_its_own_partner_only(world: World) -> None:
@@ -552,7 +575,7 @@ def test_a_partner_token_cannot_touch_any_partners_money(world: World) -> None:
             text = response.get_data(as_text=True)
             assert response.status_code == 403, (template, object_id, text)
             assert leaks(text) == []
-            bodies.add(text)
+            bodies.add(answer(response))
         # Whose object it is, or whether it exists, makes no difference to the answer.
         assert len(bodies) == 1, (template, bodies)
     assert world.count(Transfer) == before

@@ -132,7 +132,14 @@ def assert_error(response, status: int, code: str) -> dict[str, Any]:
     assert response.content_type == "application/json"
     assert response.json["error"]["code"] == code
     assert response.json["error"]["message"]
+    assert response.json["error"]["request_id"] == response.headers["X-Request-Id"]
     return response.json["error"]
+
+
+def answer(response) -> str:
+    """The body with its request id (new on every request) masked: for telling whether two
+    answers say the same, byte for byte."""
+    return response.get_data(as_text=True).replace(response.headers["X-Request-Id"], "<id>")
 
 
 def sign_in_with_the_form(client: FlaskClient, email: str) -> None:

@@ -20,7 +20,7 @@ from mdfledger.actor import Actor
 from mdfledger.claims import Claim, ClaimEvent, Document
 from mdfledger.clock import utcnow
 from mdfledger.ledger.models import Transfer
-from tests.api.test_api_foundation import assert_error, unresolved_refs
+from tests.api.test_api_foundation import answer, assert_error, unresolved_refs
 from tests.api.test_programs_api import World, build_world, ok
 from tests.api.test_requests_api import (
     HELD_BY_CLAIMS,
@@ -215,7 +215,7 @@ def test_claims_against_requests_stay_within_the_reservation(world: World) -> No
     theirs = world.post("partner", "/api/v1/claims", {**body, "request_id": world.bolt_request})
     nowhere = world.post("partner", "/api/v1/claims", {**body, "request_id": 999_999})
     assert theirs.status_code == nowhere.status_code == 404
-    assert theirs.get_data() == nowhere.get_data()
+    assert answer(theirs) == answer(nowhere)
 
 
 def test_an_expired_or_withdrawn_request_cannot_be_claimed(world: World) -> None:
@@ -445,7 +445,7 @@ def test_another_partners_claims_and_documents_are_not_found(world: World) -> No
         got = world.call("partner", method, path.format(c=theirs, d=doc), json=body)
         nowhere = world.call("partner", method, path.format(c=999_999, d=999_999), json=body)
         assert got.status_code == 404, (method, path, got.get_data(as_text=True))
-        assert got.get_data() == nowhere.get_data(), (method, path)
+        assert answer(got) == answer(nowhere), (method, path)
     # Its document under one's own claim is not found either.
     mixed = world.get("partner", f"/api/v1/claims/{world.claim}/documents/{doc}/content")
     assert_error(mixed, 404, "not_found")

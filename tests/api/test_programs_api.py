@@ -893,19 +893,28 @@ def test_the_openapi_document_describes_every_endpoint(world: World) -> None:
         assert operation["summary"], (method, path)
         success = [s for s in operation["responses"] if s.startswith("2")]
         assert len(success) == 1, (method, path)
-        content = operation["responses"][success[0]]["content"]
-        if path.endswith("/content"):  # a proof download: the file's bytes, not JSON
-            assert all(c["schema"]["format"] == "binary" for c in content.values()), path
-        elif "text/csv" in content:  # a payment file
-            assert content["text/csv"]["schema"] == {"type": "string"}, path
-        else:
-            schema = content["application/json"]["schema"]
-            assert schema["$ref"].startswith("#/components/schemas/"), (method, path)
-        if path != "/api/v1/me":  # not this feature's
-            assert "401" in operation["responses"], (method, path)
+        for media_type, described in operation["responses"][success[0]]["content"].items():
+            schema = described["schema"]
+            if media_type == "application/json":
+                assert schema["$ref"].startswith("#/components/schemas/"), (method, path)
+            else:  # a download (a proof, a payment file, an export): the file's bytes
+                assert schema["type"] == "string", (method, path, media_type)
+                if not media_type.startswith("text/"):
+                    assert schema["format"] == "binary", (method, path, media_type)
+        assert {"401", "429"} <= set(operation["responses"]), (method, path)  # token checks
+        for status, response in operation["responses"].items():
+            if status == "default" or int(status) >= 400:  # errors: one shape, with request id
+                name = response["$ref"].removeprefix("#/components/responses/")
+                error = doc["components"]["responses"][name]["content"]["application/json"]
+                assert error["schema"] == {"$ref": "#/components/schemas/ApiError"}, name
         if method in ("POST", "PUT", "PATCH"):
-            (body,) = operation["requestBody"]["content"].values()
+            assert "requestBody" in operation, (method, path)
+        for body in operation.get("requestBody", {}).get("content", {}).values():
             assert body["schema"]["$ref"].startswith("#/components/schemas/"), (method, path)
+        for parameter in operation.get("parameters", ()):
+            assert parameter["schema"].get("type") or parameter["schema"].get("$ref"), parameter
+        if operation.get("parameters") or "requestBody" in operation:
+            assert "422" in operation["responses"], (method, path)  # arguments can be wrong
         if "{" in path:
             assert "404" in operation["responses"], (method, path)
         if method == "POST" and path in MONEY_MOVING_POSTS:
@@ -924,6 +933,8 @@ def test_the_openapi_document_describes_every_endpoint(world: World) -> None:
     assert schemas["ProgramCreate"]["properties"]["share_percent"]["type"] == "string"
     assert schemas["Rate"]["properties"]["rate_percent"]["type"] == "string"
     assert schemas["ProgramCreate"]["additionalProperties"] is False
+    error_body = schemas["ApiErrorBody"]["properties"]
+    assert set(error_body) == {"code", "message", "details", "request_id"}
     util = doc["paths"]["/api/v1/programs/{program_id}/utilisation"]["get"]
     assert util["x-roles"] == ["admin", "auditor", "finance"]
     assert set(schemas["AllocationPage"]["properties"]) == {

@@ -179,12 +179,15 @@ def site(tmp_path: Path, sqlite_template: Path) -> Iterator[Site]:
 
 @pytest.fixture
 def open_as(chromium: Any, site: Site) -> Iterator[Callable[[str], Any]]:
-    """open_as("partner") -> a page in a fresh browser context (its own cookies), signed in."""
+    """open_as("partner") -> a page in a fresh browser context (its own cookies), signed in.
+    Afterwards: no page broke the Content-Security-Policy (Chromium says so in the console)."""
     contexts = []
+    refused: list[str] = []
 
     def open_as(role: str) -> Any:
         context = chromium.new_context(viewport=VIEWPORT, base_url=site.url, locale="en-US")
         context.set_default_timeout(TIMEOUT_MS)
+        context.on("console", lambda message: _note_csp(message.text, refused))
         contexts.append(context)
         page = context.new_page()
         sign_in(page, EMAILS[role])
@@ -193,6 +196,12 @@ def open_as(chromium: Any, site: Site) -> Iterator[Callable[[str], Any]]:
     yield open_as
     for context in contexts:
         context.close()
+    assert refused == [], "the pages broke their Content-Security-Policy"
+
+
+def _note_csp(text: str, refused: list[str]) -> None:
+    if "Content Security Policy" in text:  # "Refused to ... because it violates the ..."
+        refused.append(text)
 
 
 def sign_in(page: Any, email: str, password: str = PASSWORD) -> None:

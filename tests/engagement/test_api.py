@@ -14,6 +14,7 @@ from mdfledger import engagement
 from mdfledger.actor import Actor
 from mdfledger.engagement import Delivery, DeliveryState
 from mdfledger.engagement.rules import AttemptOutcome
+from tests.api.test_api_foundation import answer
 from tests.api.test_programs_api import World, build_world, ok
 from tests.engagement.conftest import NOW, claim_data
 
@@ -158,7 +159,7 @@ def test_events_are_partner_scoped(world: World) -> None:
     theirs = world.get("partner", f"/api/v1/events?partner_id={world.bolt}")
     nowhere = world.get("partner", "/api/v1/events?partner_id=999")
     assert theirs.status_code == nowhere.status_code == 404
-    assert theirs.get_data() == nowhere.get_data()
+    assert answer(theirs) == answer(nowhere)
     assert "out of policy" not in theirs.get_data(as_text=True)
     everyone = ok(world.get("auditor", "/api/v1/events"))
     assert [e["id"] for e in everyone["items"]][:2] == [ids["bolt_event"], ids["acme_event"]]

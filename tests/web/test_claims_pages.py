@@ -317,6 +317,7 @@ def test_documents_are_served_inline_with_their_type_and_safe_headers(world: Wor
     assert pdf.headers["Content-Type"] == "application/pdf"
     assert pdf.headers["Content-Disposition"] == 'inline; filename="invoice.pdf"'
     assert pdf.headers["X-Content-Type-Options"] == "nosniff"
+    assert pdf.headers["X-Frame-Options"] == "SAMEORIGIN"  # the claim page frames it
     policy = pdf.headers["Content-Security-Policy"]
     assert "default-src 'none'" in policy and "script-src" not in policy  # default-src covers it
     assert "frame-ancestors 'self'" in policy

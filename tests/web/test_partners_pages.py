@@ -117,7 +117,8 @@ def money_re(text: str) -> str:
 
 
 def body(response) -> str:
-    return response.get_data(as_text=True)
+    """The page, its request id (new on every request) masked."""
+    return response.get_data(as_text=True).replace(response.headers["X-Request-Id"], "<id>")
 
 
 def post(client: FlaskClient, path: str, data: dict, *, token: bool = True, **kwargs):

@@ -194,8 +194,9 @@ def field_error(page: str, field_id: str) -> str:
 
 
 def without_tokens(response: TestResponse) -> str:
-    """The page without its CSRF tokens, which carry a timestamp."""
-    return re.sub(r'(csrf_token"[^>]*value=")[^"]*', r"\1", response.get_data(as_text=True))
+    """The page without its CSRF tokens, which carry a timestamp, and its request id."""
+    page = response.get_data(as_text=True).replace(response.headers["X-Request-Id"], "<id>")
+    return re.sub(r'(csrf_token"[^>]*value=")[^"]*', r"\1", page)
 
 
 def expected_nav(app: Flask, labels: list[tuple[str, str]]) -> list[str]:
@@ -246,28 +247,33 @@ def test_percentages_read_and_show_exactly() -> None:
 NAV = {
     "admin": [
         ("Claims", "web.claims"), ("Requests", "web.requests"), ("Payouts", "web.payouts_page"),
-        ("Programs", "web.programs"), ("Partners", "web.partners"), ("Allocate", "web.allocate"),
+        ("Programs", "web.programs"), ("Partners", "web.partners"),
+        ("Statements", "web.statements"), ("Allocate", "web.allocate"),
         ("Imports", "web.imports"), ("At-risk partners", "web.at_risk"),
         ("Integrations", "web.integrations"), ("Dead letters", "web.dead_letters"),
-        ("Users", "auth.users"), ("Audit log", "web.audit_log"),
+        ("Users", "auth.users"), ("Audit log", "web.audit_log"), ("Exports", "web.exports_page"),
     ],
     "finance": [
         ("Claims", "web.claims"), ("Requests", "web.requests"), ("Payouts", "web.payouts_page"),
-        ("Programs", "web.programs"), ("Partners", "web.partners"), ("Allocate", "web.allocate"),
+        ("Programs", "web.programs"), ("Partners", "web.partners"),
+        ("Statements", "web.statements"), ("Allocate", "web.allocate"),
         ("Imports", "web.imports"), ("At-risk partners", "web.at_risk"),
         ("Integrations", "web.integrations"), ("Dead letters", "web.dead_letters"),
-        ("Audit log", "web.audit_log"),
+        ("Audit log", "web.audit_log"), ("Exports", "web.exports_page"),
     ],
     "auditor": [
         ("Claims", "web.claims"), ("Requests", "web.requests"), ("Payouts", "web.payouts_page"),
         ("Programs", "web.programs"), ("Partners", "web.partners"),
+        ("Statements", "web.statements"),
         ("Integrations", "web.integrations"), ("Integrity", "web.integrity_page"),
-        ("Audit log", "web.audit_log"),
+        ("Audit log", "web.audit_log"), ("Exports", "web.exports_page"),
     ],
     "partner": [
-        ("My funds", "web.funds"), ("My requests", "web.requests"), ("My claims", "web.claims"),
+        ("My funds", "web.funds"), ("My statement", "web.statements"),
+        ("My requests", "web.requests"), ("My claims", "web.claims"),
         ("Messages", "web.messages"), ("My payouts", "web.payouts_page"),
         ("Payout details", "web.my_payout_details"), ("Programs", "web.programs"),
+        ("My exports", "web.exports_page"),
     ],
 }  # fmt: skip
 
