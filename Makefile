@@ -43,6 +43,7 @@ bench: install
 	OMP_THREAD_LIMIT=1 $(BIN)/mdfledger bench ocr
 	$(BIN)/mdfledger bench urls
 	$(BIN)/mdfledger bench payouts
+	$(BIN)/mdfledger bench exports
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

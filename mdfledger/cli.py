@@ -419,6 +419,42 @@ def bench_payouts(
         click.echo(bench.format_results(results))
 
 
+@bench_group.command("exports")
+@click.option("--sqlite/--no-sqlite", default=True, show_default=True, help="Bench a temp file.")
+@click.option(
+    "--postgres-url",
+    envvar="MDFLEDGER_BENCH_POSTGRES_URL",
+    help="Admin URL of a PostgreSQL server; the bench creates and drops a database"
+    " mdfledger_bench there. Default: $MDFLEDGER_BENCH_POSTGRES_URL.",
+)
+@click.option("--transfers", default=100_000, show_default=True, type=click.IntRange(3000),
+              help="Ledger size (the budget's statement has about a fifth).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_exports(sqlite: bool, postgres_url: str | None, transfers: int, as_json: bool) -> None:
+    """A statement as CSV, XLSX and PDF and the journal for hledger: rows per second, size."""
+    from contextlib import AbstractContextManager
+
+    from mdfledger.exports import bench
+    from mdfledger.ledger import bench as ledger_bench
+
+    databases: list[AbstractContextManager[str]] = []
+    if sqlite:
+        databases.append(ledger_bench.sqlite_database())
+    if postgres_url:
+        databases.append(ledger_bench.postgres_database(postgres_url))
+    if not databases:
+        raise click.UsageError("nothing to bench: give --postgres-url or leave --sqlite on")
+    results = []
+    for database in databases:
+        with database as url:
+            result = bench.run(url, transfers=transfers, progress=lambda m: click.echo(m, err=True))
+        results.append(result)
+        if not as_json:
+            click.echo(bench.format_result(result))
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in results], indent=2, default=str))
+
+
 @click.group("funds", cls=_Group)
 def funds_group() -> None:
     """Program funds: period-end expiry."""

@@ -336,6 +336,9 @@ def init_app(app: Any, settings: Settings, store: Any) -> None:
 
 JOBS_KEY = "mdfledger.jobs"
 REQUEST_ID_HEADER = "mdfledger_request_id"  # a Celery message header
+# An export of millions of rows writes for many minutes (bench exports: ~1,500 PDF lines/s);
+# the app-wide limits below are for checks that hang.
+TIME_LIMITS = {exports.EXPORT_JOB: (3 * 3600, 3 * 3600 + 300)}
 RETRIES = 5  # transient failures: tried again after 30 s, 1, 2, 4, 8 min; then recorded
 
 
@@ -371,7 +374,12 @@ def celery_app(settings: Settings) -> Any:
 
     def task(job: str) -> None:
         # Not shared: each Celery app (one per runner or worker) has its own tasks.
-        @app.task(name=f"mdfledger.{job}", bind=True, max_retries=RETRIES, shared=False)
+        soft, hard = TIME_LIMITS.get(job, (None, None))  # None: the app's (a hung check)
+
+        @app.task(
+            name=f"mdfledger.{job}", bind=True, max_retries=RETRIES, shared=False,
+            soft_time_limit=soft, time_limit=hard,
+        )  # fmt: skip
         def run(self: Any, **kwargs: Any) -> None:
             final = self.request.retries >= RETRIES
             request_id = (self.request.headers or {}).get(REQUEST_ID_HEADER)

@@ -62,6 +62,8 @@ def init_app(app: Flask, settings: Settings) -> None:
     hsts = HSTS if settings.is_production else None
     policy = content_security_policy(settings)
 
+    app.before_request(refuse_nul)
+
     @app.after_request
     def _security_headers(response: Response) -> Response:
         response.headers.setdefault("Content-Security-Policy", policy)
@@ -86,6 +88,25 @@ def content_security_policy(settings: Settings) -> str:
     return "; ".join(
         (CONTENT_SECURITY_POLICY, f"img-src 'self' {origins}", f"frame-src 'self' {origins}")
     )
+
+
+NUL_MESSAGE = "A field held a NUL character, which nobody types: nothing was done."
+
+
+def refuse_nul() -> Response | None:
+    """Pages: no NUL character in the address's arguments or a form's fields. PostgreSQL can
+    neither store nor compare one, so it would reach the database as an error (a 500). The API
+    refuses them in its own parser (api/blueprint.py), naming the field."""
+    if request.path == "/api" or request.path.startswith("/api/"):
+        return None
+    fields = [*request.args.items(multi=True)]
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        fields += request.form.items(multi=True)
+    if any("\x00" in name or "\x00" in value for name, value in fields):
+        from mdfledger.web.errors import error_page
+
+        return error_page(400, NUL_MESSAGE)
+    return None
 
 
 def too_large_message() -> str:

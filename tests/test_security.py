@@ -288,3 +288,21 @@ def test_with_proof_on_s3_the_policy_lets_the_claim_page_frame_and_show_it() -> 
         directives = dict(d.split(" ", 1) for d in content_security_policy(settings).split("; "))
         assert directives["img-src"] == directives["frame-src"] == f"'self' {origins}"
         assert directives["default-src"] == "'self'" and directives["frame-ancestors"] == "'none'"
+
+
+def test_a_nul_character_in_a_page_address_or_form_is_refused_before_any_query(
+    world: World,
+) -> None:
+    """PostgreSQL can neither store nor compare NUL: it would be a 500 there."""
+    auditor = world.client("auditor")
+    for path in (
+        "/statements?partner=AC%00ME&start=2026-01-01&end=2026-12-31",
+        "/statements/file.csv?partner=AC%00ME&start=2026-01-01&end=2026-12-31",
+        "/audit/export?partner=a%00b",
+        "/partners?q=%00",
+    ):
+        response = auditor.get(path)
+        assert response.status_code == 400, path
+        assert "NUL character" in body(response)
+        assert response.headers["X-Request-Id"] in response.get_data(as_text=True)
+    assert auditor.get("/api/v1/me").status_code == 401  # the API answers in its own way

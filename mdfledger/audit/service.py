@@ -343,17 +343,18 @@ def _bound(value: date | datetime | None, *, end: bool) -> datetime | None:
     """A date means the whole day in UTC: from its start (since) or through its end (until)."""
     if value is None:
         return None
-    if isinstance(value, datetime):
-        try:
+    field = "until" if end else "since"
+    try:
+        if isinstance(value, datetime):
             return ensure_utc(value)
-        except ValueError:
-            raise ValidationError(
-                "times need a timezone", field="until" if end else "since"
-            ) from None
-    if isinstance(value, date):
-        start = datetime.combine(value, time(), tzinfo=UTC)
-        return start + timedelta(days=1) if end else start
-    raise ValidationError("a date or a time is needed", field="until" if end else "since")
+        if isinstance(value, date):
+            start = datetime.combine(value, time(), tzinfo=UTC)
+            return start + timedelta(days=1) if end else start
+    except ValueError:
+        raise ValidationError("times need a timezone", field=field) from None
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first UTC moment there is
+        raise ValidationError(f"{field} is out of range", field=field) from None
+    raise ValidationError("a date or a time is needed", field=field)
 
 
 def query(

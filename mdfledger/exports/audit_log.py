@@ -24,8 +24,6 @@ from datetime import date, datetime
 from typing import Any, BinaryIO
 
 from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, aliased
 
@@ -36,7 +34,7 @@ from mdfledger.auth.models import Role, User
 from mdfledger.auth.rules import normalise_email
 from mdfledger.clock import ensure_utc
 from mdfledger.errors import ValidationError
-from mdfledger.exports import kinds
+from mdfledger.exports import kinds, xlsx
 from mdfledger.programs.models import Partner
 
 READERS = frozenset({Role.AUDITOR, Role.ADMIN, Role.FINANCE})
@@ -85,10 +83,7 @@ def _moment(value: object, name: str) -> str | None:
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
-        try:
-            return ensure_utc(value).isoformat()
-        except ValueError:
-            raise ValidationError("times need a timezone", field=name) from None
+        return _utc_text(value, name)
     if isinstance(value, date):
         return value.isoformat()
     text = value.strip() if isinstance(value, str) else ""
@@ -102,9 +97,16 @@ def _moment(value: object, name: str) -> str | None:
         moment = None
     if moment is None:
         raise ValidationError(f"{name} is a date (YYYY-MM-DD) or an ISO time", field=name)
-    if moment.tzinfo is None:
-        raise ValidationError("times need a timezone", field=name)
-    return ensure_utc(moment).isoformat()
+    return _utc_text(moment, name)
+
+
+def _utc_text(moment: datetime, name: str) -> str:
+    try:
+        return ensure_utc(moment).isoformat()
+    except ValueError:
+        raise ValidationError("times need a timezone", field=name) from None
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first UTC moment there is
+        raise ValidationError(f"{name} is out of range", field=name) from None
 
 
 def _parsed(text: str | None) -> date | datetime | None:
@@ -243,17 +245,9 @@ def write(
     sheet = book.create_sheet("Audit log")
     sheet.append(COLUMNS)
     for done, row in enumerate(rows(session, actor, params), start=1):
-        sheet.append([_xlsx_cell(sheet, v) for v in row])
+        sheet.append([xlsx.cell(sheet, v) for v in row])
         progress(done, total)
     book.save(out)
-
-
-def _xlsx_cell(sheet: Any, value: Any) -> Any:
-    if not isinstance(value, str):
-        return value
-    cell = WriteOnlyCell(sheet, value=ILLEGAL_CHARACTERS_RE.sub("\ufffd", value))
-    cell.data_type = "s"  # text, even when it starts with "=": no formulas from typed names
-    return cell
 
 
 def filename(params: dict[str, Any], fmt: str) -> str:

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mdfledger import audit
 from mdfledger.actor import Actor
 from mdfledger.auth.models import User
+from mdfledger.auth.rules import may_delegate
 from mdfledger.clock import ensure_utc, utcnow
 from mdfledger.errors import DomainError, ValidationError
 from mdfledger.exports import job_rules, kinds
@@ -145,7 +146,11 @@ def _still_allowed(
         user = session.get(User, taken.user_id)
         if user is None or not user.is_active:
             raise ValidationError("the user who asked for this export can no longer sign in")
-        if user.role != taken.actor.role or user.partner_id != taken.actor.partner_id:
+        # A token may carry a lesser role than its user's (auth.rules.may_delegate).
+        if (
+            not may_delegate(user.role, taken.actor.role)
+            or user.partner_id != taken.actor.partner_id
+        ):
             raise ValidationError("the role of the user who asked for this export has changed")
     if taken.actor.role not in export_kind.roles:
         raise ValidationError(f"a {taken.actor.role} user cannot export this")

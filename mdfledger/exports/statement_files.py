@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from mdfledger.actor import Actor
 from mdfledger.auth.models import Role
-from mdfledger.exports import kinds
+from mdfledger.exports import kinds, xlsx
 from mdfledger.exports import statement_rules as rules
 from mdfledger.exports import statements as service
 from mdfledger.exports.statements import Prepared, Row, Section
@@ -154,13 +154,13 @@ def write_xlsx(
     sheet = book.create_sheet("Statement")
     bold = Font(bold=True)
     for name, value in prepared.header.pairs():
-        label = WriteOnlyCell(sheet, name)
+        label = xlsx.cell(sheet, name)
         label.font = bold
-        sheet.append([label, value])
+        sheet.append([label, xlsx.cell(sheet, value)])
     sheet.append([])
     heads = []
     for name in rules.COLUMNS:
-        cell = WriteOnlyCell(sheet, name)
+        cell = xlsx.cell(sheet, name)
         cell.font = bold
         heads.append(cell)
     sheet.append(heads)
@@ -176,9 +176,9 @@ def write_xlsx(
                 cell = WriteOnlyCell(sheet, rules.amount_decimal(value, currency))
                 cell.number_format = number
             elif isinstance(value, datetime):
-                cell = WriteOnlyCell(sheet, rules.stamp(value))  # text: spreadsheets drop zones
+                cell = xlsx.cell(sheet, rules.stamp(value))  # text: spreadsheets drop zones
             else:
-                cell = WriteOnlyCell(sheet, value)
+                cell = xlsx.cell(sheet, value)
                 if hasattr(value, "isoformat"):
                     cell.number_format = "yyyy-mm-dd"
             if record != "line":

