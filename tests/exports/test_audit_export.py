@@ -161,9 +161,9 @@ def test_the_export_audit_command(book: Book, database_url: str, tmp_path: Path)
     [("since", "0001-01-01T00:00:00+01:00"), ("until", "9999-12-31T23:00:00-05:00")],
 )
 def test_times_out_of_range_are_refused_naming_the_field(
-    book: Book,
+    book: Book,  # noqa: F811
     field: str,
-    value: str,  # noqa: F811
+    value: str,
 ) -> None:
     with book.reads() as session, pytest.raises(ValidationError) as refused:
         exports.prepare(session, ADMIN, "audit", "csv", {field: value})
