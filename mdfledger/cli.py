@@ -252,6 +252,20 @@ def bench_group() -> None:
     """Benchmarks (figures in docs/benchmarks.md)."""
 
 
+def _bench_databases(sqlite: bool, postgres_url: str | None) -> list[Any]:
+    """Fresh, migrated databases to bench (context managers giving their URLs)."""
+    from mdfledger.ledger import bench
+
+    databases = []
+    if sqlite:
+        databases.append(bench.sqlite_database())
+    if postgres_url:
+        databases.append(bench.postgres_database(postgres_url))
+    if not databases:
+        raise click.UsageError("nothing to bench: give --postgres-url or leave --sqlite on")
+    return databases
+
+
 @bench_group.command("ledger")
 @click.option("--sqlite/--no-sqlite", default=True, show_default=True, help="Bench a temp file.")
 @click.option(
@@ -271,17 +285,10 @@ def bench_group() -> None:
 def bench_ledger(sqlite: bool, postgres_url: str | None, transfers: int, as_json: bool) -> None:
     """Write throughput, balance and as-of read latency, statement export: SQLite, PostgreSQL."""
     import time
-    from contextlib import AbstractContextManager
 
     from mdfledger.ledger import bench
 
-    databases: list[AbstractContextManager[str]] = []
-    if sqlite:
-        databases.append(bench.sqlite_database())
-    if postgres_url:
-        databases.append(bench.postgres_database(postgres_url))
-    if not databases:
-        raise click.UsageError("nothing to bench: give --postgres-url or leave --sqlite on")
+    databases = _bench_databases(sqlite, postgres_url)
     started = time.perf_counter()
     results = []
     for database in databases:
@@ -432,18 +439,9 @@ def bench_payouts(
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def bench_exports(sqlite: bool, postgres_url: str | None, transfers: int, as_json: bool) -> None:
     """A statement as CSV, XLSX and PDF and the journal for hledger: rows per second, size."""
-    from contextlib import AbstractContextManager
-
     from mdfledger.exports import bench
-    from mdfledger.ledger import bench as ledger_bench
 
-    databases: list[AbstractContextManager[str]] = []
-    if sqlite:
-        databases.append(ledger_bench.sqlite_database())
-    if postgres_url:
-        databases.append(ledger_bench.postgres_database(postgres_url))
-    if not databases:
-        raise click.UsageError("nothing to bench: give --postgres-url or leave --sqlite on")
+    databases = _bench_databases(sqlite, postgres_url)
     results = []
     for database in databases:
         with database as url:
