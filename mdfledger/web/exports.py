@@ -8,17 +8,19 @@ Who downloads a job's file: whoever asked for it, and staff whose role may ask f
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from tempfile import SpooledTemporaryFile
 from typing import Any
 
 from flask import Response, flash, redirect, render_template, request, stream_with_context, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from sqlalchemy.orm import Session
 from wtforms import DateField, HiddenField, SelectField
 from wtforms.validators import Optional
 
 from mdfledger import exports
+from mdfledger.actor import Actor
 from mdfledger.auth.access import request_actor, require_roles
 from mdfledger.auth.models import Role
 from mdfledger.csvfile import human_size
@@ -215,6 +217,21 @@ def offer_download(kind_name: str, params: Mapping[str, Any], fmt: str) -> Respo
     return response
 
 
+def stream_csv(
+    kind_name: str,
+    params: Mapping[str, Any],
+    chunks: Callable[[Session, Actor, exports.Prepared], Iterator[bytes]],
+) -> Response:
+    """A CSV export for the signed-in user, streamed as it is read whatever its size (flat
+    memory), after its audit entry is committed. Raises the kind's DomainError."""
+    session, read, actor = get_session(), get_read_session(), request_actor()
+    prepared = exports.prepare(read, actor, kind_name, "csv", dict(params))
+    exports.record_download(session, actor, prepared)
+    session.commit()
+    body = stream_with_context(chunks(read, actor, prepared))
+    return attachment(body, "csv", prepared.filename)
+
+
 def spooled_chunks(spool: Any) -> Iterator[bytes]:
     with spool:
         while chunk := spool.read(1024 * 1024):
@@ -234,12 +251,7 @@ def audit_export() -> Any:
     try:
         if fmt != "csv":
             return offer_download("audit", filters, fmt)
-        session, read, actor = get_session(), get_read_session(), request_actor()
-        prepared = exports.prepare(read, actor, "audit", fmt, filters)
-        exports.record_download(session, actor, prepared)
-        session.commit()
+        return stream_csv("audit", filters, lambda read, who, p: csv_chunks(read, who, p.params))
     except ValidationError as error:
         flash(f"Not exported: {error.message}", "error")
         return redirect(url_for("web.audit_log", **filters))
-    body = stream_with_context(csv_chunks(read, actor, prepared.params))
-    return attachment(body, "csv", prepared.filename)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from flask import abort, render_template, request, stream_with_context
+from flask import abort, render_template, request
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,13 +22,13 @@ from mdfledger.actor import Actor
 from mdfledger.auth import Role
 from mdfledger.auth.access import request_actor, require_roles
 from mdfledger.clock import utcnow
-from mdfledger.db import get_read_session, get_session
+from mdfledger.db import get_read_session
 from mdfledger.errors import DomainError, NotFound, ValidationError
 from mdfledger.exports import statement_files as files
 from mdfledger.exports import statement_rules as rules
 from mdfledger.programs import Fund, Partner, Program
 from mdfledger.web import bp, url_if
-from mdfledger.web.exports import attachment, offer_download
+from mdfledger.web.exports import offer_download, stream_csv
 from mdfledger.web.partners import DATALIST_LIMIT, FormState
 
 READERS = (Role.ADMIN, Role.FINANCE, Role.AUDITOR, Role.PARTNER)
@@ -186,9 +186,6 @@ def statement_file(fmt: str) -> Any:
         return _render(session, actor, error=exc)
     if fmt != "csv":  # XLSX and PDF are built whole: large ones become a background job
         return offer_download("statement", prepared.params(), fmt)
-    write = get_session()
-    asked = exports.prepare(session, actor, "statement", fmt, prepared.params())
-    exports.record_download(write, actor, asked)
-    write.commit()
-    body = stream_with_context(exports.statement_csv(session, prepared))
-    return attachment(body, fmt, files.filename(prepared.params(), fmt))
+    return stream_csv(
+        "statement", prepared.params(), lambda read, _a, _p: exports.statement_csv(read, prepared)
+    )
